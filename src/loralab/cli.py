@@ -1,0 +1,143 @@
+"""The `loralab` command: a table from sub-command to a plain function.
+
+User errors (bad config, bad data, bad arguments) print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from collections.abc import Callable
+
+from loralab.errors import UserError
+
+EXIT_USER_ERROR = 2
+
+
+def _quiet_libraries() -> None:
+    """Keep the terminal for our progress bars and summaries, not library chatter."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*base_model_name_or_path.*")
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    import datasets
+
+    datasets.utils.logging.set_verbosity_error()
+    datasets.utils.logging.disable_progress_bar()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from loralab.commands import run_train
+
+    return run_train(args.config, args.set, args.output, overwrite=args.overwrite,
+                     progress=not args.no_progress)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from loralab.commands import run_eval
+
+    return run_eval(args.adapter, args.config, args.set, args.output, args.split,
+                    progress=not args.no_progress)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from loralab.commands import run_predict
+
+    return run_predict(args.adapter, args.text, args.text_pair, args.file, args.batch_size)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from loralab.demo import run_demo
+
+    return run_demo(args.output, args.set, progress=not args.no_progress)
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    from loralab.config import dump_config, load_config
+
+    print(dump_config(load_config(args.config, args.set)), end="")
+    return 0
+
+
+def _add_common(parser: argparse.ArgumentParser, *, config_positional: bool) -> None:
+    if config_positional:
+        parser.add_argument("config", help="YAML config file")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set training.epochs=1 (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="loralab", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a LoRA adapter from a YAML config")
+    _add_common(p, config_positional=True)
+    p.add_argument("--output", "-o", help="run folder (default: runs/<name>-<time>)")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run folder")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate an adapter folder on a data split")
+    p.add_argument("adapter", help="adapter folder (lora_* inside a run folder)")
+    p.add_argument("--config", help="config whose data section to use (default: the "
+                                    "adapter's own training config)")
+    _add_common(p, config_positional=False)
+    p.add_argument("--split", default="validation", choices=["train", "validation", "test"])
+    p.add_argument("--output", "-o", help="folder for eval_metrics.json")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("predict", help="predict with an adapter; one JSON line per input")
+    p.add_argument("adapter", help="adapter folder")
+    p.add_argument("--text", action="append", default=[], help="input text (repeatable)")
+    p.add_argument("--text-pair", action="append", default=[],
+                   help="second text for pair tasks, one per --text")
+    p.add_argument("--file", help="JSONL/CSV/TSV with a text column (and text_pair), "
+                                  "or a .txt file with one text per line")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("demo", help="train and evaluate the built-in default, offline")
+    _add_common(p, config_positional=False)
+    p.add_argument("--output", "-o", default="runs/demo", help="run folder")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("config", help="config utilities")
+    config_sub = p.add_subparsers(dest="config_command", required=True)
+    show = config_sub.add_parser("show", help="print the resolved config")
+    show.add_argument("config", nargs="?", help="YAML config file (default: built-in defaults)")
+    _add_common(show, config_positional=False)
+    show.set_defaults(func=cmd_config_show)
+    return parser
+
+
+def _version() -> str:
+    from loralab import __version__
+
+    return f"loralab {__version__}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        _quiet_libraries()
+        return func(args)
+    except UserError as exc:
+        print(f"loralab: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("loralab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,14 @@
+"""Data loading: a DataConfig becomes canonical example records per split.
+
+    load_splits(cfg, task) -> {"train": [...], "validation": [...], ("test": [...])}
+    split_words(text) -> [(word, start, end), ...]   the word rule for span data and prediction
+    infer_format(path) -> "jsonl" | "json" | "csv" | "tsv" | "parquet" | "conll"
+    read_file(path, cfg, task, split) -> records of one file (split "test": labels optional)
+"""
+
+from loralab.data.loader import load_splits, read_file
+from loralab.data.readers import infer_format
+from loralab.data.spans import split_words
+from loralab.data.tags import to_bio
+
+__all__ = ["infer_format", "load_splits", "read_file", "split_words", "to_bio"]

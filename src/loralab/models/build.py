@@ -1,0 +1,189 @@
+"""Build the model to train: pretrained encoder + task head + PEFT LoRA adapter.
+
+The head (and any newly initialised module, and unfrozen top layers) goes into PEFT's
+`modules_to_save`, so it is saved inside the adapter folder and restored by plain
+`PeftModel.from_pretrained` — the classifier head is never lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import transformers
+from peft import LoraConfig as PeftLoraConfig
+from peft import PeftModel, get_peft_model
+
+from loralab.config import Config, LoraConfig
+from loralab.errors import ConfigError
+from loralab.models.registry import head_module_names, preset_relative_names, split_layer_name
+from loralab.models.sources import model_load_error, resolve_model_source
+from loralab.tasks import Task
+
+
+@dataclass
+class BuiltModel:
+    model: PeftModel
+    tokenizer: Any
+    model_type: str
+    target_modules: list[str]
+    modules_to_save: list[str]
+    unfrozen_layers: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def load_tokenizer(name: str, revision: str | None = None, trust_remote_code: bool = False):
+    source = resolve_model_source(name)
+    try:
+        return transformers.AutoTokenizer.from_pretrained(
+            source, revision=revision, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise model_load_error(name, exc) from None
+
+
+def load_base_model(config: Config, task: Task, labels: list[str] | None):
+    """The pretrained encoder with the task's head; also the names of newly initialised modules."""
+    model_cfg = config.model
+    auto_cls = getattr(transformers, task.auto_model_class)
+    kwargs: dict[str, Any] = {"revision": model_cfg.revision,
+                              "trust_remote_code": model_cfg.trust_remote_code}
+    if labels is None:
+        kwargs.update(num_labels=1, problem_type="regression")
+    else:
+        kwargs.update(num_labels=len(labels), id2label=dict(enumerate(labels)),
+                      label2id={n: i for i, n in enumerate(labels)})
+    source = resolve_model_source(model_cfg.name)
+    try:
+        logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)
+        model, info = auto_cls.from_pretrained(source, output_loading_info=True,
+                                               dtype=torch.float32, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise model_load_error(model_cfg.name, exc) from None
+    return model, new_module_names(model, info.get("missing_keys", []))
+
+
+def new_module_names(model: torch.nn.Module, missing_keys: list[str]) -> list[str]:
+    """The top-most modules all of whose parameters were newly initialised (the head)."""
+    missing = set(missing_keys)
+    modules = dict(model.named_modules())
+
+    def fully_new(name: str) -> bool:
+        params = [f"{name}.{p}" for p, _ in modules[name].named_parameters()]
+        return bool(params) and all(p in missing for p in params)
+
+    found: set[str] = set()
+    for key in missing:
+        name = key.rpartition(".")[0]
+        if name not in modules or not fully_new(name):
+            continue
+        while "." in name and fully_new(name.rpartition(".")[0]):
+            name = name.rpartition(".")[0]
+        found.add(name)
+    return sorted(n for n in found if not any(n.startswith(o + ".") for o in found))
+
+
+def layer_linear_names(model: torch.nn.Module) -> dict[str, tuple[str, int, str]]:
+    """Every nn.Linear inside the encoder layers: full name -> (prefix, index, relative name)."""
+    out = {}
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear):
+            parts = split_layer_name(name)
+            if parts is not None:
+                out[name] = parts
+    return out
+
+
+def select_layers(layers: int | list[int] | str, depth: int, notes: list[str]) -> list[int]:
+    """`all`, the top N layers (an int), or explicit indices (negative counts from the top)."""
+    if layers == "all":
+        return list(range(depth))
+    if isinstance(layers, int):
+        if layers > depth:
+            notes.append(f"lora.layers={layers} is more than the model's {depth} layers; "
+                         f"adapting all {depth}")
+        return list(range(max(depth - layers, 0), depth))
+    chosen = []
+    for index in layers:
+        if not -depth <= index < depth:
+            raise ConfigError(f"lora.layers: layer {index} does not exist; the model has "
+                              f"{depth} layers (0..{depth - 1})")
+        chosen.append(index % depth)
+    return sorted(set(chosen))
+
+
+def resolve_targets(model: torch.nn.Module, lora: LoraConfig, model_type: str,
+                    skip_layers: set[int], notes: list[str]) -> list[str]:
+    """Full module names to adapt, from target_modules or the preset, and the layer selector."""
+    linear = layer_linear_names(model)
+    if not linear:
+        raise ConfigError("lora: found no linear layers inside numbered encoder layers of this "
+                          "model; give lora.target_modules with full module names")
+    relative = {rel for _, _, rel in linear.values()}
+    if lora.target_modules:
+        wanted = set()
+        for target in lora.target_modules:
+            hits = {r for r in relative if r == target or r.endswith("." + target)}
+            if not hits:
+                raise ConfigError(
+                    f"lora.target_modules: {target!r} matches no linear layer of this model; "
+                    f"its linear layers are: {', '.join(sorted(relative))}")
+            wanted |= hits
+    else:
+        wanted = preset_relative_names(model_type, lora.preset, relative)
+    depth = max(index for _, index, _ in linear.values()) + 1
+    layers = set(select_layers(lora.layers, depth, notes)) - skip_layers
+    targets = [n for n, (_, index, rel) in linear.items() if rel in wanted and index in layers]
+    if not targets:
+        raise ConfigError("lora: the target modules and lora.layers select no layer to adapt")
+    return targets
+
+
+def top_layer_names(model: torch.nn.Module, count: int) -> tuple[list[str], set[int]]:
+    """Names and indices of the top `count` encoder layers (for unfreezing)."""
+    if count == 0:
+        return [], set()
+    layers = {(prefix, index) for prefix, index, _ in layer_linear_names(model).values()}
+    depth = max(index for _, index in layers) + 1
+    if count > depth:
+        raise ConfigError(f"training.unfreeze_top_layers={count} but the model has only "
+                          f"{depth} layers")
+    chosen = sorted((p, i) for p, i in layers if i >= depth - count)
+    return [f"{p}.{i}" for p, i in chosen], {i for _, i in chosen}
+
+
+def build_model(config: Config, task: Task, labels: list[str] | None) -> BuiltModel:
+    tokenizer = load_tokenizer(config.model.name, config.model.revision,
+                               config.model.trust_remote_code)
+    base, new_modules = load_base_model(config, task, labels)
+    model_type = base.config.model_type
+    notes: list[str] = []
+    unfrozen, unfrozen_index = top_layer_names(base, config.training.unfreeze_top_layers)
+    targets = resolve_targets(base, config.lora, model_type, unfrozen_index, notes)
+    present = dict(base.named_modules())
+    heads = [h for h in head_module_names(model_type) if h in present]
+    modules_to_save = sorted(set(heads) | set(new_modules)) + unfrozen
+    peft_config = PeftLoraConfig(
+        task_type=task.peft_task_type, r=config.lora.r, lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout, target_modules=targets,
+        modules_to_save=modules_to_save, use_rslora=config.lora.use_rslora,
+        use_dora=config.lora.use_dora,
+    )
+    model = get_peft_model(base, peft_config)
+    # record the name the user gave (a hub id), not the local folder it resolved to
+    model.peft_config["default"].base_model_name_or_path = config.model.name
+    set_unfrozen_trainable(model, unfrozen, False)
+    saved = sorted(set(model.peft_config["default"].modules_to_save or []))
+    return BuiltModel(model, tokenizer, model_type, targets, saved, unfrozen, notes)
+
+
+def set_unfrozen_trainable(model: PeftModel, layer_names: list[str], trainable: bool) -> int:
+    """Switch the trainable copies of the unfrozen top layers on or off; returns #params."""
+    count = 0
+    for name, param in model.named_parameters():
+        if "modules_to_save" in name and any(f"{layer}.modules_to_save." in name
+                                             for layer in layer_names):
+            param.requires_grad_(trainable)
+            count += param.numel()
+    return count

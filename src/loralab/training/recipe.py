@@ -1,0 +1,198 @@
+"""The training recipe: `loralab train CONFIG` from data to the saved adapter, in named steps.
+
+    recipe = TrainingRecipe(config, output_dir)
+    metrics = recipe.run()   # setup_data -> setup_model -> setup_optimizer -> fit -> finish
+
+One optimizer step is `_train_step`: forward under autocast, task loss (+ the weighted
+variant's regulariser), backward scaled for gradient accumulation, clip, step, schedule.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+from transformers import set_seed
+
+from loralab.config import Config
+from loralab.data import load_splits
+from loralab.evaluation.evaluate import evaluate
+from loralab.models.build import BuiltModel, build_model, set_unfrozen_trainable
+from loralab.tasks import get_task
+from loralab.training.batches import make_loader
+from loralab.training.diagnostics import DiagnosticsLog
+from loralab.training.optim import build_optimizer, build_scheduler, mixed_precision
+from loralab.training.run_folder import RunFolder
+from loralab.training.selection import BestTracker
+from loralab.training.weighted import WeightedLoRA
+
+
+class TrainingRecipe:
+    def __init__(self, config: Config, output_dir: str | Path, *, progress: bool = True,
+                 overwrite: bool = False) -> None:
+        self.config = config
+        self.cfg = config.training
+        self.progress = progress
+        self.task = get_task(config.model.task)
+        self.run = RunFolder(Path(output_dir), overwrite=overwrite)
+        self.accelerator = Accelerator(mixed_precision=mixed_precision(self.cfg.precision))
+        self.weighted: WeightedLoRA | None = None
+        self.step = 0
+
+    # ------------------------------------------------------------------ setup
+    def setup_data(self) -> None:
+        self.splits = load_splits(self.config.data, self.config.model.task)
+        self.labels = self.task.label_names(self.splits["train"], self.config)
+
+    def setup_model(self) -> None:
+        if self.cfg.threads:
+            torch.set_num_threads(self.cfg.threads)
+        set_seed(self.cfg.seed)
+        self.built: BuiltModel = build_model(self.config, self.task, self.labels)
+        tokenizer, max_len = self.built.tokenizer, self.config.model.max_length
+        self.features = {name: self.task.encode(records, tokenizer, self.labels, max_len)
+                         for name, records in self.splits.items()}
+        self.model = self.built.model.to(self.accelerator.device)
+        if self.config.lora.method == "weighted":
+            self.weighted = WeightedLoRA(self.model, self.config.lora)
+
+    def setup_optimizer(self) -> None:
+        cfg = self.cfg
+        self.train_loader = make_loader(
+            self.features["train"], self.task.collator(self.built.tokenizer), cfg.batch_size,
+            train=True, seed=cfg.seed, group_by_length=cfg.group_by_length)
+        self.steps_per_epoch = max(math.ceil(len(self.train_loader)
+                                             / cfg.gradient_accumulation_steps), 1)
+        self.total_steps = cfg.max_steps or math.ceil(self.steps_per_epoch * cfg.epochs)
+        self.optimizer = build_optimizer(self.model, cfg, self.built.unfrozen_layers)
+        self.scheduler = build_scheduler(self.optimizer, cfg, self.total_steps)
+
+    # ------------------------------------------------------------------ training
+    def _train_step(self, batch: dict[str, torch.Tensor]) -> tuple[float, float]:
+        """Forward + backward of one micro-batch; returns (task loss, regulariser)."""
+        gold = batch.pop("labels")
+        if self.weighted is not None:
+            self.weighted.begin_step(batch.get("attention_mask"))
+        with self.accelerator.autocast():
+            logits = self.model(**batch).logits
+        loss = self.task.loss(logits, gold)
+        reg = torch.zeros((), device=loss.device)
+        if self.weighted is not None:
+            correct = self.task.correct(logits.detach(), gold, self.config.lora.reg_tolerance)
+            reg = self.weighted.regulariser(correct).to(loss.device)
+        self.accelerator.backward((loss + reg) / self.cfg.gradient_accumulation_steps)
+        return float(loss), float(reg)
+
+    def _optimizer_step(self) -> float | None:
+        grad_norm = None
+        if self.cfg.max_grad_norm:
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.max_grad_norm))
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        return grad_norm
+
+    def _maybe_unfreeze(self, epoch: int) -> None:
+        if self.built.unfrozen_layers and epoch == self.cfg.unfreeze_after_epoch:
+            count = set_unfrozen_trainable(self.model, self.built.unfrozen_layers, True)
+            tqdm.write(f"epoch {epoch}: unfroze the top {len(self.built.unfrozen_layers)} "
+                       f"layers ({count:,} parameters)")
+
+    def fit(self) -> None:
+        cfg, device = self.cfg, self.accelerator.device
+        self.tracker = BestTracker(self.model, cfg, self.task.default_metric)
+        self.diagnostics = DiagnosticsLog(self.run.diagnostics_path, cfg.logging_steps)
+        self.epoch_seconds: list[float] = []
+        self.train_seconds, self.samples_seen = 0.0, 0
+        self._maybe_unfreeze(0)
+        bar = tqdm(total=self.total_steps, desc="train", disable=not self.progress)
+        epoch, stop = 0, False
+        self.model.train()
+        while self.step < self.total_steps and not stop:
+            if epoch > 0:
+                self._maybe_unfreeze(epoch)
+            started = time.perf_counter()
+            for micro, batch in enumerate(self.train_loader, start=1):
+                batch = {k: v.to(device) for k, v in batch.items()}
+                self.samples_seen += int(batch["input_ids"].shape[0])
+                loss, reg = self._train_step(batch)
+                self.diagnostics.add(loss, reg)
+                last = micro == len(self.train_loader)
+                if micro % cfg.gradient_accumulation_steps and not last:
+                    continue
+                grad_norm = self._optimizer_step()
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}")
+                self.diagnostics.maybe_write(self.step, self._epoch_position(epoch, micro),
+                                             self.scheduler.get_last_lr()[0], grad_norm)
+                if cfg.eval_strategy == "steps" and self.step % cfg.eval_steps == 0:
+                    self.train_seconds += time.perf_counter() - started
+                    stop = self._evaluate_and_track(epoch + micro / len(self.train_loader))
+                    started = time.perf_counter()
+                if stop or self.step >= self.total_steps:
+                    break
+            elapsed = time.perf_counter() - started
+            self.train_seconds += elapsed
+            self.epoch_seconds.append(round(elapsed, 3))
+            epoch += 1
+            if cfg.eval_strategy == "epoch" and not stop:
+                stop = self._evaluate_and_track(float(epoch))
+        bar.close()
+        self.diagnostics.close(self.step, float(epoch))
+        self.epochs_run = epoch
+
+    def _epoch_position(self, epoch: int, micro: int) -> float:
+        return round(epoch + micro / len(self.train_loader), 4)
+
+    def _evaluate_and_track(self, epoch: float) -> bool:
+        """Evaluate, remember the best weights; True when early stopping says stop."""
+        metrics = self.evaluate_split("validation")
+        self.diagnostics.write_eval(self.step, epoch, metrics)
+        tqdm.write(f"eval epoch {epoch:g}: " + ", ".join(
+            f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
+        return self.tracker.update(metrics, self.step, epoch)
+
+    def evaluate_split(self, split: str) -> dict[str, Any]:
+        return evaluate(self.model, self.task, self.features[split], self.labels,
+                        self.built.tokenizer, self.cfg.eval_batch_size,
+                        autocast=self.accelerator.autocast, progress=self.progress, desc=split)
+
+    # ------------------------------------------------------------------ finish
+    def finish(self) -> dict[str, Any]:
+        final = self.tracker.last or self.evaluate_split("validation")
+        if self.cfg.save_strategy == "best":
+            self.tracker.restore_best()
+        if self.weighted is not None:
+            self.weighted.remove()
+        chosen = self.tracker.best if self.cfg.save_strategy == "best" else final
+        chosen = chosen or final
+        test = None
+        if self.splits.get("test") and all(has_gold(r) for r in self.splits["test"]):
+            test = self.evaluate_split("test")
+        adapter = self.run.save_adapter(self.model, self.built, self.config, self.labels)
+        return self.run.write_metrics(self, final=final, best=chosen, test=test,
+                                      adapter=adapter)
+
+    def run_all(self) -> dict[str, Any]:
+        self.run.start(self.config)
+        self.setup_data()
+        self.setup_model()
+        self.setup_optimizer()
+        self.fit()
+        return self.finish()
+
+
+def has_gold(record: dict) -> bool:
+    return (record.get("label") if "label" in record else record.get("tags")) is not None
+
+
+def train(config: Config, output_dir: str | Path, *, progress: bool = True,
+          overwrite: bool = False) -> dict[str, Any]:
+    return TrainingRecipe(config, output_dir, progress=progress, overwrite=overwrite).run_all()

@@ -1,0 +1,94 @@
+"""The "weighted" LoRA variant of job 1, as hooks on PEFT's own LoRA layers.
+
+For every adapted layer, let b = B·A·dropout(x)·s be the LoRA branch output (s = alpha / r) for
+one token. The variant changes training only:
+
+* gradient scaling: in the backward pass the gradient entering b is multiplied per token by
+  ``scale_factor / (‖b‖ + eps)`` (‖b‖ detached), so tokens (and hence examples) on which the
+  adapter's contribution is still small learn faster;
+* output dropout: dropout on b itself (PEFT's ``lora_dropout`` acts on x, the branch input);
+* label-wise regulariser: ``lambda_reg × mean over correctly predicted examples of
+  Σ_layers mean_tokens ‖b‖²`` — computed from the forward activations of the same step, so no
+  per-sample gradient is ever stored. Tokens are averaged (padding excluded) so long examples
+  are not damped more than short ones.
+
+Nothing is copied from PEFT: a forward hook on each ``lora_B`` module sees the branch output
+(before scaling), and the adapter saves and reloads as plain LoRA.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from peft.tuners.lora import LoraLayer
+
+from loralab.config import LoraConfig
+from loralab.errors import UserError
+
+
+class WeightedLoRA:
+    def __init__(self, model: torch.nn.Module, cfg: LoraConfig) -> None:
+        self.scale_factor = cfg.scale_factor
+        self.output_dropout = cfg.output_dropout
+        self.lambda_reg = cfg.lambda_reg
+        self.eps = cfg.eps
+        self.attention_mask: torch.Tensor | None = None
+        self.branch_energy: list[torch.Tensor] = []
+        self._handles = []
+        for module in model.modules():
+            if isinstance(module, LoraLayer):
+                for adapter, lora_b in module.lora_B.items():
+                    hook = partial(self._on_branch_output, scaling=module.scaling[adapter])
+                    self._handles.append(lora_b.register_forward_hook(hook))
+        if not self._handles:
+            raise UserError("lora.method=weighted found no LoRA layer to hook")
+
+    def begin_step(self, attention_mask: torch.Tensor | None) -> None:
+        """Call before each training forward pass."""
+        self.attention_mask = attention_mask
+        self.branch_energy = []
+
+    def _on_branch_output(self, module: torch.nn.Module, inputs, output: torch.Tensor,
+                          scaling: float) -> torch.Tensor:
+        if not module.training:
+            return output
+        if self.output_dropout > 0:
+            output = F.dropout(output, p=self.output_dropout, training=True)
+        branch = output * scaling
+        if output.requires_grad:
+            factor = self.scale_factor / (branch.detach().norm(dim=-1, keepdim=True) + self.eps)
+            output.register_hook(lambda grad: grad * factor.to(grad.dtype))
+        if self.lambda_reg > 0:
+            self.branch_energy.append(self._per_example_energy(branch))
+        return output
+
+    def _per_example_energy(self, branch: torch.Tensor) -> torch.Tensor:
+        """Mean over non-padding tokens of ‖b‖², one value per example."""
+        energy = branch.float().pow(2).sum(-1)
+        mask = self.attention_mask
+        if energy.dim() == 1:
+            return energy
+        if mask is None or mask.shape != energy.shape:
+            if mask is not None and energy.dim() != 2:
+                raise UserError("lora.lambda_reg needs [batch, tokens, hidden] LoRA outputs; "
+                                "this model's layers give another shape")
+            return energy.mean(-1)
+        mask = mask.to(energy.dtype)
+        return (energy * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+
+    def regulariser(self, correct: torch.Tensor) -> torch.Tensor:
+        """λ × mean over correctly predicted examples of the summed branch energy (0 if none)."""
+        if self.lambda_reg == 0 or not self.branch_energy:
+            return torch.zeros(())
+        per_example = torch.stack(self.branch_energy).sum(0)
+        correct = correct.to(per_example.device)
+        if not bool(correct.any()):
+            return per_example.sum() * 0.0
+        return self.lambda_reg * per_example[correct].mean()
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
