@@ -66,7 +66,8 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
 def _add_common(parser: argparse.ArgumentParser, *, config_positional: bool) -> None:
     if config_positional:
-        parser.add_argument("config", help="YAML config file")
+        parser.add_argument("config", nargs="?", help="YAML config file (default: the "
+                                                      "built-in defaults, with --set on top)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set training.epochs=1 (repeatable)")
 
@@ -112,8 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="config utilities")
     config_sub = p.add_subparsers(dest="config_command", required=True)
     show = config_sub.add_parser("show", help="print the resolved config")
-    show.add_argument("config", nargs="?", help="YAML config file (default: built-in defaults)")
-    _add_common(show, config_positional=False)
+    _add_common(show, config_positional=True)
     show.set_defaults(func=cmd_config_show)
     return parser
 

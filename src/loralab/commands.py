@@ -39,6 +39,7 @@ def eval_config(adapter_config: Any, config_path: str | None, overrides: list[st
 def run_eval(adapter_path: str, config_path: str | None, overrides: list[str],
              output: str | None, split: str, *, progress: bool = True) -> int:
     from loralab.data import load_splits
+    from loralab.data.splits import sample
     from loralab.evaluation.evaluate import evaluate
     from loralab.models.adapter_io import load_adapter
 
@@ -47,6 +48,8 @@ def run_eval(adapter_path: str, config_path: str | None, overrides: list[str],
     records = load_splits(config.data, config.model.task).get(split)
     if not records:
         raise UserError(f"the data has no {split!r} split; choose --split or set data.{split}")
+    if split == "train":  # load_splits caps validation/test; `eval --split train` obeys it too
+        records = sample(records, config.data.max_eval_samples, config.data.split_seed)
     features = loaded.task.encode(records, loaded.tokenizer, loaded.labels,
                                   config.model.max_length)
     metrics = evaluate(loaded.model, loaded.task, features, loaded.labels, loaded.tokenizer,

@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
+import re
+
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -157,6 +159,23 @@ class Config(Section):
 # --------------------------------------------------------------------------- loading
 
 
+class YamlLoader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false are booleans, so `eval_strategy: no` stays "no"."""
+
+
+YamlLoader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.copy().items()
+}
+YamlLoader.add_implicit_resolver("tag:yaml.org,2002:bool",
+                                 re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                 list("tTfF"))
+
+
+def parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
     """Read a YAML config (or start from defaults), apply `a.b=value` overrides, validate.
 
@@ -180,7 +199,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = parse_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -200,7 +219,7 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     if not sep or not key:
         raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. training.epochs=1")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else None
+        parsed = parse_yaml(value) if value.strip() else None
     except yaml.YAMLError:
         parsed = value
     node = raw
@@ -266,6 +285,17 @@ def split_union_branch(loc: list[str]) -> tuple[list[str], str]:
     return loc, ""
 
 
+# names that PEFT / transformers users type, mapped to ours
+KEY_ALIASES = {
+    "rank": "r", "lora_r": "r", "lora_alpha": "alpha", "lora_dropout": "dropout",
+    "lr": "learning_rate", "num_epochs": "epochs", "num_train_epochs": "epochs",
+    "per_device_train_batch_size": "batch_size", "per_device_eval_batch_size": "eval_batch_size",
+    "warmup_ratio": "warmup", "warmup_steps": "warmup", "lr_scheduler_type": "scheduler",
+    "model_name_or_path": "name", "model_name": "name", "evaluation_strategy": "eval_strategy",
+    "max_seq_length": "max_length", "train_file": "train", "validation_file": "validation",
+}
+
+
 def suggest_key(loc: list[str]) -> str:
     """'; did you mean lora.alpha?' for a mistyped key, or the list of known keys."""
     model: type[BaseModel] = Config
@@ -276,7 +306,9 @@ def suggest_key(loc: list[str]) -> str:
             return ""
         model = annotation
     known = list(model.model_fields)
-    close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
+    alias = KEY_ALIASES.get(loc[-1])
+    close = [alias] if alias in known else difflib.get_close_matches(loc[-1], known, n=1,
+                                                                     cutoff=0.6)
     prefix = ".".join(loc[:-1])
     if close:
         return f"; did you mean {prefix + '.' if prefix else ''}{close[0]}?"

@@ -16,11 +16,10 @@ from typing import Any
 
 import torch
 import transformers
-import yaml
 from peft import PeftConfig, PeftModel
 
 from loralab.atomic import atomic_directory, atomic_write_text
-from loralab.config import Config, dump_config, validate_config
+from loralab.config import Config, dump_config, parse_yaml, validate_config
 from loralab.errors import UserError
 from loralab.models.sources import model_load_error, resolve_model_source
 from loralab.tasks import Task, get_task
@@ -70,7 +69,7 @@ def read_adapter_metadata(path: Path) -> tuple[Config, str, list[str] | None]:
     peft_config = PeftConfig.from_pretrained(str(path))
     raw: dict[str, Any] = {}
     if (path / CONFIG_FILE).is_file():
-        raw = yaml.safe_load((path / CONFIG_FILE).read_text(encoding="utf-8")) or {}
+        raw = parse_yaml((path / CONFIG_FILE).read_text(encoding="utf-8")) or {}
     mapping = {}
     if (path / LABELS_FILE).is_file():
         mapping = json.loads((path / LABELS_FILE).read_text(encoding="utf-8"))

@@ -161,8 +161,8 @@ def build_model(config: Config, task: Task, labels: list[str] | None) -> BuiltMo
     notes: list[str] = []
     unfrozen, unfrozen_index = top_layer_names(base, config.training.unfreeze_top_layers)
     targets = resolve_targets(base, config.lora, model_type, unfrozen_index, notes)
-    present = dict(base.named_modules())
-    heads = [h for h in head_module_names(model_type) if h in present]
+    heads = [name for name, _ in base.named_modules() if name and any(
+        name == h or name.endswith("." + h) for h in head_module_names(model_type))]
     modules_to_save = sorted(set(heads) | set(new_modules)) + unfrozen
     peft_config = PeftLoraConfig(
         task_type=task.peft_task_type, r=config.lora.r, lora_alpha=config.lora.alpha,

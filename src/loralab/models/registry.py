@@ -9,7 +9,7 @@ name heuristic over the linear layers inside the encoder layers.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,10 @@ class ArchSpec:
     attention: tuple[str, ...]
     mlp: tuple[str, ...]
     default: tuple[str, ...]
-    head: tuple[str, ...] = ("classifier",)
+    # modules trained in full and saved with the adapter. BERT-style models put the classifier
+    # on a tanh "pooler" that sentence-embedding checkpoints (MiniLM, mpnet) never trained;
+    # training it is what RoBERTa's own head (dense + out_proj) does anyway.
+    head: tuple[str, ...] = ("pooler", "classifier")
 
 
 _BERT = ArchSpec(
@@ -30,9 +33,9 @@ _BERT = ArchSpec(
 
 ARCHITECTURES: dict[str, ArchSpec] = {
     "bert": _BERT,
-    "roberta": _BERT,
-    "xlm-roberta": _BERT,
-    "camembert": _BERT,
+    "roberta": replace(_BERT, head=("classifier",)),
+    "xlm-roberta": replace(_BERT, head=("classifier",)),
+    "camembert": replace(_BERT, head=("classifier",)),
     "electra": _BERT,
     "distilbert": ArchSpec(
         attention=("attention.q_lin", "attention.k_lin", "attention.v_lin",
@@ -102,4 +105,4 @@ def preset_relative_names(model_type: str, preset: str, relative_names: set[str]
 
 def head_module_names(model_type: str) -> tuple[str, ...]:
     spec = spec_for(model_type)
-    return spec.head if spec is not None else ("classifier",)
+    return spec.head if spec is not None else ("pooler", "classifier")

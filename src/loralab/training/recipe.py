@@ -86,7 +86,7 @@ class TrainingRecipe:
             correct = self.task.correct(logits.detach(), gold, self.config.lora.reg_tolerance)
             reg = self.weighted.regulariser(correct).to(loss.device)
         self.accelerator.backward((loss + reg) / self.cfg.gradient_accumulation_steps)
-        return float(loss), float(reg)
+        return float(loss.detach()), float(reg.detach())
 
     def _optimizer_step(self) -> float | None:
         grad_norm = None

@@ -1,0 +1,114 @@
+"""The weighted LoRA variant: gradient rescaling, output dropout, the label-wise regulariser."""
+
+import json
+
+import pytest
+import torch
+from peft import LoraConfig as PeftLoraConfig
+from peft import get_peft_model
+
+from loralab.config import LoraConfig, load_config
+from loralab.models.adapter_io import load_adapter
+from loralab.training.recipe import train
+from loralab.training.weighted import WeightedLoRA
+
+SCALING = 2.0  # alpha / r below
+
+
+def lora_linear(seed=0):
+    torch.manual_seed(seed)
+    base = torch.nn.Sequential(torch.nn.Linear(6, 5))
+    model = get_peft_model(base, PeftLoraConfig(r=3, lora_alpha=6, target_modules=["0"]))
+    layer = model.base_model.model[0]
+    torch.nn.init.normal_(layer.lora_B["default"].weight)  # non-zero branch output
+    return model, layer
+
+
+def branch_output(layer, x):
+    return layer.lora_B["default"](layer.lora_A["default"](x)) * SCALING
+
+
+def test_gradient_entering_the_branch_is_scaled_per_token():
+    x = torch.randn(2, 4, 6)  # two examples, four tokens
+    plain, layer = lora_linear()
+    plain.train()
+    plain(x).sum().backward()
+    plain_grad_b = layer.lora_B["default"].weight.grad.clone()
+
+    weighted, wlayer = lora_linear()
+    weighted.train()
+    hooks = WeightedLoRA(weighted, LoraConfig(method="weighted", scale_factor=0.5))
+    hooks.begin_step(None)
+    weighted(x).sum().backward()
+    # d(sum)/d(branch) is 1 everywhere, so d/d(lora_B output) is SCALING; the hook multiplies it
+    # per token by 0.5 / (||b|| + eps) with b the scaled branch output of that token
+    with torch.no_grad():
+        b = branch_output(wlayer, x)
+        factor = 0.5 / (b.norm(dim=-1, keepdim=True) + 1e-6)
+        a_out = wlayer.lora_A["default"](x)
+        expected = torch.einsum("bto,bti->oi", SCALING * factor.expand_as(b), a_out)
+        unscaled = torch.einsum("bto,bti->oi", torch.full_like(b, SCALING), a_out)
+    torch.testing.assert_close(unscaled, plain_grad_b)
+    torch.testing.assert_close(wlayer.lora_B["default"].weight.grad, expected)
+    assert not torch.allclose(expected, plain_grad_b)
+
+
+def test_regulariser_is_zero_without_correct_predictions_and_grows_with_the_branch():
+    model, layer = lora_linear()
+    model.train()
+    hooks = WeightedLoRA(model, LoraConfig(method="weighted", lambda_reg=0.3))
+    x = torch.randn(3, 4, 6)
+    mask = torch.ones(3, 4, dtype=torch.long)
+    mask[2, 2:] = 0
+
+    def reg(correct):
+        hooks.begin_step(mask)
+        model(x)
+        return hooks.regulariser(torch.tensor(correct))
+
+    assert float(reg([False, False, False])) == 0.0
+    value = reg([True, False, True])
+    with torch.no_grad():
+        energy = branch_output(layer, x).pow(2).sum(-1)
+        per_example = torch.stack([energy[0].mean(), energy[1].mean(), energy[2, :2].mean()])
+    assert float(value) == pytest.approx(0.3 * float(per_example[[0, 2]].mean()), rel=1e-5)
+    value.backward()  # the regulariser carries gradient to the adapter
+    assert layer.lora_A["default"].weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        layer.lora_B["default"].weight.mul_(2)
+    assert float(reg([True, False, True])) == pytest.approx(4 * float(value), rel=1e-5)
+
+
+def test_output_dropout_acts_in_training_only():
+    model, _ = lora_linear()
+    hooks = WeightedLoRA(model, LoraConfig(method="weighted", output_dropout=0.5))
+    x = torch.randn(4, 8, 6)
+    model.train()
+    hooks.begin_step(None)
+    assert not torch.allclose(model(x), model(x))
+    model.eval()
+    torch.testing.assert_close(model(x), model(x))
+    hooks.remove()
+    model.train()
+    torch.testing.assert_close(model(x), model(x))
+
+
+def test_weighted_training_logs_the_regulariser_and_saves_plain_lora(tiny_bert, sentiment_files,
+                                                                     tmp_path):
+    config = load_config(None, [
+        f"model.name={tiny_bert}", f"data.train={sentiment_files[0]}",
+        f"data.validation={sentiment_files[1]}", "training.epochs=4",
+        "training.learning_rate=1e-2", "lora.dropout=0", "lora.r=4", "lora.method=weighted",
+        "lora.scale_factor=0.5", "lora.output_dropout=0.1", "lora.lambda_reg=0.05",
+        "training.logging_steps=5"])
+    metrics = train(config, tmp_path / "run", progress=False)
+    lines = [json.loads(x) for x in (tmp_path / "run" / "diagnostics.jsonl").read_text()
+             .splitlines() if '"eval"' not in x]
+    assert lines and all(line["reg_loss"] >= 0 for line in lines)
+    assert any(line["reg_loss"] > 0 for line in lines[1:])
+    adapter = tmp_path / "run" / metrics["adapter"]
+    peft_config = json.loads((adapter / "adapter_config.json").read_text())
+    assert peft_config["peft_type"] == "LORA" and peft_config["use_dora"] is False
+    loaded = load_adapter(adapter)
+    assert not loaded.model.base_model.model.bert.encoder.layer[0].attention.self.query \
+        .lora_B["default"]._forward_hooks  # plain LoRA at inference: no hooks
