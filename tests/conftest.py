@@ -113,8 +113,8 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 @pytest.fixture
 def sentiment_files(tmp_path) -> tuple[Path, Path]:
-    return (write_jsonl(tmp_path / "train.jsonl", sentiment_rows(160, 0)),
-            write_jsonl(tmp_path / "dev.jsonl", sentiment_rows(60, 1)))
+    return (write_jsonl(tmp_path / "train.jsonl", sentiment_rows(400, 0)),
+            write_jsonl(tmp_path / "dev.jsonl", sentiment_rows(100, 1)))
 
 
 @pytest.fixture

@@ -148,3 +148,15 @@ def test_plain_peft_adapter_loads_here(tiny_bert, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(input_ids=ids).logits,
                                    model(input_ids=ids).logits)
+
+
+def test_plain_peft_one_output_head_loads_as_regression(tiny_bert, tmp_path):
+    from peft import LoraConfig, TaskType, get_peft_model
+    from transformers import AutoModelForSequenceClassification
+
+    base = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=1)
+    model = get_peft_model(base, LoraConfig(task_type=TaskType.SEQ_CLS, r=2,
+                                            target_modules=["query", "value"]))
+    model.save_pretrained(tmp_path / "plain")
+    loaded = load_adapter(tmp_path / "plain")
+    assert loaded.task.name == "regression" and loaded.labels is None

@@ -53,7 +53,7 @@ def trained_run(tiny_bert, sentiment_files, tmp_path, capsys):
         "name": "sentiment",
         "model": {"name": str(tiny_bert)},
         "lora": {"r": 4, "dropout": 0.0},
-        "training": {"epochs": 12, "learning_rate": 1e-2, "batch_size": 16},
+        "training": {"epochs": 8, "learning_rate": 5e-3, "batch_size": 16},
         "data": {"train": str(sentiment_files[0]), "validation": str(sentiment_files[1])},
     }))
     run = tmp_path / "run"
@@ -69,7 +69,7 @@ def test_train_eval_predict(trained_run, sentiment_files, tmp_path, capsys):
     assert main(["eval", str(adapter), "--output", str(tmp_path / "ev"), "--no-progress"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["accuracy"] == pytest.approx(trained["accuracy"])
-    assert json.loads((tmp_path / "ev" / "eval_metrics.json").read_text())["examples"] == 60
+    assert json.loads((tmp_path / "ev" / "eval_metrics.json").read_text())["examples"] == 100
 
     assert main(["eval", str(adapter), "--split", "train", "--no-progress",
                  "--set", "data.max_eval_samples=10"]) == 0
@@ -87,7 +87,7 @@ def test_train_eval_predict(trained_run, sentiment_files, tmp_path, capsys):
     assert main(["predict", str(adapter), "--file", str(listing)]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 2
     assert main(["predict", str(adapter), "--file", str(sentiment_files[1])]) == 0
-    assert len(capsys.readouterr().out.strip().splitlines()) == 60
+    assert len(capsys.readouterr().out.strip().splitlines()) == 100
 
 
 def test_finished_run_is_not_overwritten_by_accident(trained_run, capsys):
@@ -131,3 +131,13 @@ def test_predict_argument_errors(trained_run, capsys):
     assert "give --text" in capsys.readouterr().err
     assert main(["predict", str(adapter.parent / "nope"), "--text", "x"]) == 2
     assert "not an adapter folder" in capsys.readouterr().err
+
+
+def test_eval_refuses_an_unlabelled_split(trained_run, tmp_path, capsys):
+    _, adapter = trained_run
+    unlabelled = tmp_path / "test.jsonl"
+    unlabelled.write_text('{"text": "a good film"}\n{"text": "a bad film"}\n')
+    code = main(["eval", str(adapter), "--split", "test", "--no-progress",
+                 "--set", f"data.test={unlabelled}"])
+    assert code == 2
+    assert "the 'test' split has no labels" in capsys.readouterr().err

@@ -93,3 +93,21 @@ def test_dump_round_trips():
     config = load_config(None, ["lora.r=4", "name=x"])
     again = validate_config(__import__("yaml").safe_load(dump_config(config)))
     assert again == config
+
+
+def test_layer_counts_and_aliases():
+    assert "expected int | list[int]" in error_of({"lora": {"layers": True}})
+    assert "lora.layers: 0 adapts no layer" in error_of({"lora": {"layers": 0}})
+    assert error_of({"model_name_or_path": "x"}).endswith("did you mean model.name?")
+    assert error_of({"training": {"lr": 1}}).endswith("did you mean training.learning_rate?")
+
+
+def test_weighted_knobs_need_the_weighted_method():
+    for key, value in (("scale_factor", 2.0), ("output_dropout", 0.1), ("lambda_reg", 0.1),
+                       ("reg_tolerance", 0.1), ("eps", 1e-3)):
+        assert error_of({"lora": {key: value}}) == \
+            f"lora.{key} only acts with lora.method=weighted"
+    weighted = validate_config({"lora": {"method": "weighted", "scale_factor": 2.0}})
+    # a dumped config (every key present) validates again
+    assert validate_config(weighted.model_dump()) == weighted
+    assert validate_config(validate_config({}).model_dump()) == validate_config({})

@@ -42,6 +42,7 @@ def run_eval(adapter_path: str, config_path: str | None, overrides: list[str],
     from loralab.data.splits import sample
     from loralab.evaluation.evaluate import evaluate
     from loralab.models.adapter_io import load_adapter
+    from loralab.training.recipe import has_gold
 
     loaded = load_adapter(adapter_path)
     config = eval_config(loaded.config, config_path, overrides)
@@ -50,6 +51,9 @@ def run_eval(adapter_path: str, config_path: str | None, overrides: list[str],
         raise UserError(f"the data has no {split!r} split; choose --split or set data.{split}")
     if split == "train":  # load_splits caps validation/test; `eval --split train` obeys it too
         records = sample(records, config.data.max_eval_samples, config.data.split_seed)
+    if not all(has_gold(r) for r in records):
+        raise UserError(f"the {split!r} split has no labels to evaluate against; use "
+                        "`loralab predict` for unlabelled data")
     features = loaded.task.encode(records, loaded.tokenizer, loaded.labels,
                                   config.model.max_length)
     metrics = evaluate(loaded.model, loaded.task, features, loaded.labels, loaded.tokenizer,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 
 from loralab.errors import ConfigError
 
@@ -46,13 +46,16 @@ class ModelConfig(Section):
         return self
 
 
+WEIGHTED_ONLY = ("scale_factor", "output_dropout", "lambda_reg", "reg_tolerance", "eps")
+
+
 class LoraConfig(Section):
     r: int = Field(default=16, ge=1)
     alpha: float = Field(default=32, gt=0)
     dropout: float = Field(default=0.1, ge=0, lt=1)
     target_modules: list[str] | None = None
     preset: Literal["default", "attention", "mlp", "all-linear"] = "default"
-    layers: int | list[int] | Literal["all"] = "all"
+    layers: StrictInt | list[StrictInt] | Literal["all"] = "all"
     use_rslora: bool = False
     use_dora: bool = False
     method: Literal["standard", "weighted"] = "standard"
@@ -67,9 +70,12 @@ class LoraConfig(Section):
         if self.method == "weighted" and self.use_dora:
             raise ValueError("lora.method=weighted hooks the plain LoRA branch and cannot be "
                              "combined with lora.use_dora=true")
+        if isinstance(self.layers, int) and self.layers < 1:
+            raise ValueError(f"lora.layers: {self.layers} adapts no layer; give a number of top "
+                             "layers >= 1, a list of layer indices, or all")
         if self.method == "standard":
-            for key, default in (("output_dropout", 0.0), ("lambda_reg", 0.0)):
-                if getattr(self, key) != default:
+            for key in WEIGHTED_ONLY:
+                if getattr(self, key) != type(self).model_fields[key].default:
                     raise ValueError(f"lora.{key} only acts with lora.method=weighted")
         return self
 
@@ -285,14 +291,18 @@ def split_union_branch(loc: list[str]) -> tuple[list[str], str]:
     return loc, ""
 
 
-# names that PEFT / transformers users type, mapped to ours
+# names that PEFT / transformers users type, mapped to our full key paths
 KEY_ALIASES = {
-    "rank": "r", "lora_r": "r", "lora_alpha": "alpha", "lora_dropout": "dropout",
-    "lr": "learning_rate", "num_epochs": "epochs", "num_train_epochs": "epochs",
-    "per_device_train_batch_size": "batch_size", "per_device_eval_batch_size": "eval_batch_size",
-    "warmup_ratio": "warmup", "warmup_steps": "warmup", "lr_scheduler_type": "scheduler",
-    "model_name_or_path": "name", "model_name": "name", "evaluation_strategy": "eval_strategy",
-    "max_seq_length": "max_length", "train_file": "train", "validation_file": "validation",
+    "rank": "lora.r", "lora_r": "lora.r", "lora_alpha": "lora.alpha",
+    "lora_dropout": "lora.dropout", "lr": "training.learning_rate",
+    "num_epochs": "training.epochs", "num_train_epochs": "training.epochs",
+    "per_device_train_batch_size": "training.batch_size",
+    "per_device_eval_batch_size": "training.eval_batch_size",
+    "warmup_ratio": "training.warmup", "warmup_steps": "training.warmup",
+    "lr_scheduler_type": "training.scheduler", "evaluation_strategy": "training.eval_strategy",
+    "model_name_or_path": "model.name", "model_name": "model.name",
+    "max_seq_length": "model.max_length", "train_file": "data.train",
+    "validation_file": "data.validation",
 }
 
 
@@ -305,10 +315,10 @@ def suggest_key(loc: list[str]) -> str:
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return ""
         model = annotation
+    if loc[-1] in KEY_ALIASES:
+        return f"; did you mean {KEY_ALIASES[loc[-1]]}?"
     known = list(model.model_fields)
-    alias = KEY_ALIASES.get(loc[-1])
-    close = [alias] if alias in known else difflib.get_close_matches(loc[-1], known, n=1,
-                                                                     cutoff=0.6)
+    close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
     prefix = ".".join(loc[:-1])
     if close:
         return f"; did you mean {prefix + '.' if prefix else ''}{close[0]}?"

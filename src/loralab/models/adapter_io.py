@@ -78,6 +78,8 @@ def read_adapter_metadata(path: Path) -> tuple[Config, str, list[str] | None]:
         raise UserError(f"{path}: cannot tell the task (adapter task_type "
                         f"{peft_config.task_type!r}); give --config with model.task")
     labels = mapping.get("labels") if mapping else plain_peft_labels(path, task)
+    if not mapping and labels is None and task == "sequence_classification":
+        task = "regression"  # a one-output SEQ_CLS head trained elsewhere
     raw.setdefault("model", {})
     base_model = mapping.get("base_model") or peft_config.base_model_name_or_path
     raw["model"].setdefault("name", base_model)
@@ -120,5 +122,5 @@ def load_adapter(path: str | Path, config: Config | None = None) -> LoadedAdapte
     except (OSError, ValueError) as exc:
         raise model_load_error(stored.model.name, exc) from None
     model = PeftModel.from_pretrained(base, str(path))
-    model.eval()
+    model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
     return LoadedAdapter(model, tokenizer, task, labels, config)

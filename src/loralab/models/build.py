@@ -118,8 +118,9 @@ def resolve_targets(model: torch.nn.Module, lora: LoraConfig, model_type: str,
     """Full module names to adapt, from target_modules or the preset, and the layer selector."""
     linear = layer_linear_names(model)
     if not linear:
-        raise ConfigError("lora: found no linear layers inside numbered encoder layers of this "
-                          "model; give lora.target_modules with full module names")
+        raise ConfigError("lora: found no linear layers inside numbered encoder layers "
+                          "(`...layer.N...`) of this model, so presets, lora.layers and "
+                          "lora.target_modules cannot be resolved for it")
     relative = {rel for _, _, rel in linear.values()}
     if lora.target_modules:
         wanted = set()

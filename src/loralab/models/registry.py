@@ -72,7 +72,7 @@ ARCHITECTURES: dict[str, ArchSpec] = {
 LAYER_NAME = re.compile(r"^(?P<prefix>(?:.*\.)?(?:layer|layers|h|block|blocks))\.(?P<index>\d+)"
                         r"\.(?P<rel>.+)$")
 _ATTENTION_HINT = re.compile(r"attn|attention|query|key|value|q_lin|k_lin|v_lin|qkv|\bq\b|"
-                             r"\bk\b|\bv\b|\bo\b|out_lin|_proj")
+                             r"\bk\b|\bv\b|\bo\b|out_lin|\b[qkvo]_proj|out_proj")
 
 
 def spec_for(model_type: str) -> ArchSpec | None:

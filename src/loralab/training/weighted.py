@@ -59,7 +59,7 @@ class WeightedLoRA:
         branch = output * scaling
         if output.requires_grad:
             factor = self.scale_factor / (branch.detach().norm(dim=-1, keepdim=True) + self.eps)
-            output.register_hook(lambda grad: grad * factor.to(grad.dtype))
+            output.register_hook(lambda grad: (grad.float() * factor.float()).to(grad.dtype))
         if self.lambda_reg > 0:
             self.branch_energy.append(self._per_example_energy(branch))
         return output
@@ -68,12 +68,10 @@ class WeightedLoRA:
         """Mean over non-padding tokens of ‖b‖², one value per example."""
         energy = branch.float().pow(2).sum(-1)
         mask = self.attention_mask
-        if energy.dim() == 1:
-            return energy
-        if mask is None or mask.shape != energy.shape:
-            if mask is not None and energy.dim() != 2:
-                raise UserError("lora.lambda_reg needs [batch, tokens, hidden] LoRA outputs; "
-                                "this model's layers give another shape")
+        if energy.dim() != 2 or (mask is not None and mask.shape != energy.shape):
+            raise UserError("lora.lambda_reg needs [batch, tokens, hidden] LoRA outputs; this "
+                            "model's layers give another shape (unpadded attention?)")
+        if mask is None:
             return energy.mean(-1)
         mask = mask.to(energy.dtype)
         return (energy * mask).sum(-1) / mask.sum(-1).clamp(min=1)
