@@ -160,3 +160,23 @@ def test_plain_peft_one_output_head_loads_as_regression(tiny_bert, tmp_path):
     model.save_pretrained(tmp_path / "plain")
     loaded = load_adapter(tmp_path / "plain")
     assert loaded.task.name == "regression" and loaded.labels is None
+
+
+def test_models_without_numbered_layers_take_suffix_targets(tmp_path):
+    """ALBERT shares one layer group (`albert_layer_groups.0.albert_layers.0`)."""
+    import transformers
+
+    from conftest import write_tokenizer
+
+    config = transformers.AlbertConfig(vocab_size=100, embedding_size=16, hidden_size=32,
+                                       num_hidden_layers=2, num_attention_heads=2,
+                                       intermediate_size=64, pad_token_id=0)
+    transformers.AlbertModel(config).save_pretrained(tmp_path)
+    write_tokenizer(tmp_path)
+    names = built(tmp_path, "lora.target_modules=[query, value]").target_modules
+    assert names and all(n.endswith((".query", ".value")) for n in names)
+    every = built(tmp_path)
+    assert "every linear layer" in every.notes[0]
+    assert not any("classifier" in n or "pooler" in n for n in every.target_modules)
+    with pytest.raises(ConfigError, match="no numbered encoder layers"):
+        built(tmp_path, "lora.layers=1")

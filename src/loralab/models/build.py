@@ -118,9 +118,7 @@ def resolve_targets(model: torch.nn.Module, lora: LoraConfig, model_type: str,
     """Full module names to adapt, from target_modules or the preset, and the layer selector."""
     linear = layer_linear_names(model)
     if not linear:
-        raise ConfigError("lora: found no linear layers inside numbered encoder layers "
-                          "(`...layer.N...`) of this model, so presets, lora.layers and "
-                          "lora.target_modules cannot be resolved for it")
+        return unlayered_targets(model, lora, notes)
     relative = {rel for _, _, rel in linear.values()}
     if lora.target_modules:
         wanted = set()
@@ -139,6 +137,29 @@ def resolve_targets(model: torch.nn.Module, lora: LoraConfig, model_type: str,
     if not targets:
         raise ConfigError("lora: the target modules and lora.layers select no layer to adapt")
     return targets
+
+
+def unlayered_targets(model: torch.nn.Module, lora: LoraConfig, notes: list[str]) -> list[str]:
+    """Models whose blocks are not `...layer.N...` (e.g. ALBERT's shared layers): match the
+    given target_modules as name suffixes over all linear layers, or take them all."""
+    if lora.layers != "all":
+        raise ConfigError("lora.layers: this model has no numbered encoder layers "
+                          "(`...layer.N...`) to select from; leave lora.layers at all")
+    linear = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    heads = ("classifier", "pooler", "pre_classifier", "score", "qa_outputs")
+    linear = [n for n in linear if not any(part in heads for part in n.split("."))]
+    if lora.target_modules:
+        chosen = [n for n in linear if any(n == t or n.endswith("." + t)
+                                           for t in lora.target_modules)]
+        missing = [t for t in lora.target_modules
+                   if not any(n == t or n.endswith("." + t) for n in linear)]
+        if missing:
+            raise ConfigError(f"lora.target_modules: {missing[0]!r} matches no linear layer of "
+                              f"this model; its linear layers are: {', '.join(linear)}")
+        return chosen
+    notes.append("no numbered encoder layers found: lora.preset is ignored and every linear "
+                 "layer outside the head is adapted")
+    return linear
 
 
 def top_layer_names(model: torch.nn.Module, count: int) -> tuple[list[str], set[int]]:
