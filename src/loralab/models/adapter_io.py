@@ -46,7 +46,7 @@ def save_adapter(model: PeftModel, tokenizer: Any, config: Config, labels: list[
                  model_type: str, path: Path) -> Path:
     """Write the adapter folder atomically (a killed run never leaves half an adapter)."""
     with atomic_directory(path) as tmp:
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp, save_embedding_layers=False)  # embeddings are frozen
         tokenizer.save_pretrained(tmp)
         mapping = {
             "task": config.model.task,
