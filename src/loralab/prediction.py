@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ import torch
 
 from loralab.errors import DataError, UserError
 from loralab.models.adapter_io import LoadedAdapter
+from loralab.training.batches import model_inputs_collator
 
 
 def read_inputs(texts: list[str], pairs: list[str], file: str | None) -> list[dict]:
@@ -60,19 +60,15 @@ def predict_records(loaded: LoadedAdapter, records: list[dict],
     records = to_task_records(loaded, records)
     task, tokenizer = loaded.task, loaded.tokenizer
     max_length = loaded.config.model.max_length
-    collate = task.collator(tokenizer)
+    collate = model_inputs_collator(task.collator(tokenizer))
     device = next(loaded.model.parameters()).device
     for start in range(0, len(records), batch_size):
         chunk = records[start:start + batch_size]
         features = task.encode(chunk, tokenizer, loaded.labels, max_length)
-        batch = collate([{k: v for k, v in f.items() if not k.startswith("_")}
-                         for f in features])
+        batch = collate(features)
         batch.pop("labels", None)
         logits = loaded.model(**{k: v.to(device) for k, v in batch.items()}).logits
         for i, (record, feature) in enumerate(zip(chunk, features)):
             shown = {k: v for k, v in record.items() if k in ("text", "text_pair") and v}
             yield {**shown, **task.render(logits[i], record, feature, loaded.labels)}
 
-
-def dumps(line: dict[str, Any]) -> str:
-    return json.dumps(line, ensure_ascii=False)

@@ -21,6 +21,7 @@ from peft import PeftConfig, PeftModel
 from loralab.atomic import atomic_directory, atomic_write_text
 from loralab.config import Config, dump_config, parse_yaml, validate_config
 from loralab.errors import UserError
+from loralab.models.build import head_kwargs
 from loralab.models.sources import model_load_error, resolve_model_source
 from loralab.tasks import Task, get_task
 
@@ -110,9 +111,7 @@ def load_adapter(path: str | Path, config: Config | None = None) -> LoadedAdapte
     config = config or stored
     task = get_task(task_name)
     auto_cls = getattr(transformers, task.auto_model_class)
-    kwargs: dict[str, Any] = {"num_labels": 1, "problem_type": "regression"} if labels is None \
-        else {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
-              "label2id": {n: i for i, n in enumerate(labels)}}
+    kwargs = head_kwargs(labels)
     source = resolve_model_source(stored.model.name)
     try:
         base = auto_cls.from_pretrained(source, dtype=torch.float32,

@@ -43,17 +43,21 @@ def load_tokenizer(name: str, revision: str | None = None, trust_remote_code: bo
         raise model_load_error(name, exc) from None
 
 
+def head_kwargs(labels: list[str] | None) -> dict[str, Any]:
+    """from_pretrained arguments that size the head: one output for regression, else labels."""
+    if labels is None:
+        return {"num_labels": 1, "problem_type": "regression"}
+    return {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
+            "label2id": {n: i for i, n in enumerate(labels)}}
+
+
 def load_base_model(config: Config, task: Task, labels: list[str] | None):
     """The pretrained encoder with the task's head; also the names of newly initialised modules."""
     model_cfg = config.model
     auto_cls = getattr(transformers, task.auto_model_class)
     kwargs: dict[str, Any] = {"revision": model_cfg.revision,
-                              "trust_remote_code": model_cfg.trust_remote_code}
-    if labels is None:
-        kwargs.update(num_labels=1, problem_type="regression")
-    else:
-        kwargs.update(num_labels=len(labels), id2label=dict(enumerate(labels)),
-                      label2id={n: i for i, n in enumerate(labels)})
+                              "trust_remote_code": model_cfg.trust_remote_code,
+                              **head_kwargs(labels)}
     source = resolve_model_source(model_cfg.name)
     try:
         logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)

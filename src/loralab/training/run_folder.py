@@ -20,6 +20,7 @@ from loralab.atomic import atomic_write_json, atomic_write_text
 from loralab.config import Config, dump_config
 from loralab.errors import UserError
 from loralab.models.adapter_io import adapter_folder_name, save_adapter
+from loralab.training.selection import trainable_name
 
 if TYPE_CHECKING:
     from loralab.training.recipe import TrainingRecipe
@@ -52,7 +53,7 @@ class RunFolder:
                       adapter: Path) -> dict[str, Any]:
         tracker = recipe.tracker
         trainable = sum(p.numel() for n, p in recipe.model.named_parameters()
-                        if "lora_" in n or "modules_to_save" in n)
+                        if trainable_name(n))
         total = sum(p.numel() for n, p in recipe.model.named_parameters()
                     if "modules_to_save" not in n)
         metrics = {
