@@ -35,7 +35,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from loralab.commands import run_train
 
     return run_train(args.config, args.set, args.output, overwrite=args.overwrite,
-                     progress=not args.no_progress)
+                     resume=args.resume, progress=not args.no_progress)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -64,6 +64,85 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_grid(args: argparse.Namespace) -> int:
+    from loralab.experiments.grid_command import run_grid
+
+    return run_grid(args.grid, args.output, args.set, dry_run=args.dry_run, smoke=args.smoke,
+                    jobs=args.jobs, shard=args.shard, backend=args.backend,
+                    address=args.address, retry_failed=args.retry_failed)
+
+
+def cmd_runs_list(args: argparse.Namespace) -> int:
+    from loralab.experiments.runs_command import list_runs
+
+    return list_runs(args.dir, args.where, args.sort, args.json)
+
+
+def cmd_runs_show(args: argparse.Namespace) -> int:
+    from loralab.experiments.runs_command import show_run
+
+    return show_run(args.run, args.dir)
+
+
+def cmd_runs_reindex(args: argparse.Namespace) -> int:
+    from loralab.experiments.runs_command import reindex_runs
+
+    return reindex_runs(args.dir)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from loralab.experiments.compare_command import compare
+
+    return compare(args.dir, args.output, args.metric, args.group_by, args.all)
+
+
+def add_experiment_commands(sub) -> None:
+    p = sub.add_parser("grid", help="run a grid / sweep of configs from one YAML file")
+    p.add_argument("grid", help="grid file (base: + grid:/zip:/variants:/models:/datasets:...) "
+                                "or a config with an inline grid: section")
+    p.add_argument("--output", "-o", help="grid folder (default: runs/<grid file name>)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key in every run (repeatable)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list every run with its id and its differences from the base config")
+    p.add_argument("--smoke", action="store_true",
+                   help="the same grid on a few samples and one epoch (the grid's smoke: keys)")
+    p.add_argument("--jobs", "-j", type=int, default=1, help="local runs at once (default 1)")
+    p.add_argument("--shard", metavar="I/N",
+                   help="run only the I-th of N slices (0-based), e.g. $SLURM_ARRAY_TASK_ID/4")
+    p.add_argument("--backend", choices=["local", "ray"], default="local")
+    p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    p.set_defaults(func=cmd_grid)
+
+    p = sub.add_parser("runs", help="query a grid folder's results index")
+    runs_sub = p.add_subparsers(dest="runs_command", required=True)
+    q = runs_sub.add_parser("list", help="one line per run")
+    q.add_argument("dir", help="grid folder")
+    q.add_argument("--where", action="append", default=[], metavar="COND",
+                   help="filter, e.g. 'lora.r>=8', 'status=failed', 'f1>0.85' (repeatable)")
+    q.add_argument("--sort", help="column, metric or config key (metrics: best first)")
+    q.add_argument("--json", action="store_true", help="one JSON object per line")
+    q.set_defaults(func=cmd_runs_list)
+    q = runs_sub.add_parser("show", help="everything about one run")
+    q.add_argument("run", help="run folder, or a run id / id prefix / name with --dir")
+    q.add_argument("--dir", help="grid folder whose index to search")
+    q.set_defaults(func=cmd_runs_show)
+    q = runs_sub.add_parser("reindex", help="rebuild the index from the run folders")
+    q.add_argument("dir", help="grid folder")
+    q.set_defaults(func=cmd_runs_reindex)
+
+    p = sub.add_parser("compare", help="summary tables, best config, plots and report.html")
+    p.add_argument("dir", help="grid folder")
+    p.add_argument("--metric", help="metric to rank by (default: each run's metric_for_best)")
+    p.add_argument("--group-by", default="model,dataset",
+                   help="comma-separated: model, dataset or config keys (default model,dataset)")
+    p.add_argument("--output", "-o", help="report folder (default: the grid folder)")
+    p.add_argument("--all", action="store_true",
+                   help="include runs of earlier versions of the grid in this folder")
+    p.set_defaults(func=cmd_compare)
+
+
 def _add_common(parser: argparse.ArgumentParser, *, config_positional: bool) -> None:
     if config_positional:
         parser.add_argument("config", nargs="?", help="YAML config file (default: the "
@@ -81,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p, config_positional=True)
     p.add_argument("--output", "-o", help="run folder (default: runs/<name>-<time>)")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run folder")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from the checkpoint in --output")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_train)
 
@@ -110,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_demo)
 
+    add_experiment_commands(sub)
+
     p = sub.add_parser("config", help="config utilities")
     config_sub = p.add_subparsers(dest="config_command", required=True)
     show = config_sub.add_parser("show", help="print the resolved config")
@@ -137,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("loralab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `loralab ... | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -14,12 +14,14 @@ from loralab.summary import summary_line
 
 
 def run_train(config_path: str, overrides: list[str], output: str | None, *,
-              overwrite: bool = False, progress: bool = True) -> int:
+              overwrite: bool = False, resume: bool = False, progress: bool = True) -> int:
     from loralab.training.recipe import train
 
     config = load_config(config_path, overrides)
+    if resume and not output:
+        raise UserError("--resume needs --output: the run folder to continue")
     output = output or f"runs/{config.run_name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    metrics = train(config, output, progress=progress, overwrite=overwrite)
+    metrics = train(config, output, progress=progress, overwrite=overwrite, resume=resume)
     print(summary_line(metrics, Path(output)))
     return 0
 

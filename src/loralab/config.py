@@ -50,6 +50,7 @@ WEIGHTED_ONLY = ("scale_factor", "output_dropout", "lambda_reg", "reg_tolerance"
 
 
 class LoraConfig(Section):
+    enabled: bool = True
     r: int = Field(default=16, ge=1)
     alpha: float = Field(default=32, gt=0)
     dropout: float = Field(default=0.1, ge=0, lt=1)
@@ -107,11 +108,15 @@ class TrainingConfig(Section):
     logging_steps: int = Field(default=10, ge=1)
     group_by_length: bool = True
     threads: int | None = Field(default=None, ge=1)
+    checkpoint: Literal["epoch", "steps", "no"] = "epoch"
+    checkpoint_steps: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _steps_need_eval_steps(self) -> TrainingConfig:
         if self.eval_strategy == "steps" and self.eval_steps is None:
             raise ValueError("training.eval_strategy=steps needs training.eval_steps")
+        if self.checkpoint == "steps" and self.checkpoint_steps is None:
+            raise ValueError("training.checkpoint=steps needs training.checkpoint_steps")
         if self.early_stopping_patience and self.eval_strategy == "no":
             raise ValueError("training.early_stopping_patience needs evaluation: set "
                              "training.eval_strategy to epoch or steps")
@@ -228,6 +233,11 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
         parsed = parse_yaml(value) if value.strip() else None
     except yaml.YAMLError:
         parsed = value
+    set_dotted(raw, key, parsed, source="--set ")
+
+
+def set_dotted(raw: dict[str, Any], key: str, value: Any, *, source: str = "") -> None:
+    """raw["a"]["b"]["c"] = value for key "a.b.c", creating sections on the way."""
     node = raw
     parts = key.split(".")
     for depth, part in enumerate(parts[:-1]):
@@ -235,10 +245,22 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
         if child is None:
             child = node[part] = {}
         if not isinstance(child, dict):
-            raise ConfigError(f"--set {key}: {'.'.join(parts[:depth + 1])} is a value, "
+            raise ConfigError(f"{source}{key}: {'.'.join(parts[:depth + 1])} is a value, "
                               "not a section")
         node = child
-    node[parts[-1]] = parsed
+    node[parts[-1]] = value
+
+
+def flatten(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"lora": {"r": 8}} -> {"lora.r": 8}; lists and scalars are leaves."""
+    flat: dict[str, Any] = {}
+    for key, value in raw.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, path + "."))
+        else:
+            flat[path] = value
+    return flat
 
 
 def validate_config(raw: dict[str, Any]) -> Config:

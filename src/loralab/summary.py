@@ -17,4 +17,4 @@ def summary_line(metrics: dict[str, Any], run_dir: Path) -> str:
     return (f"done: {metrics.get('name') or metrics['task']} {shown}{where}, "
             f"{metrics['train_seconds']:.1f}s training, "
             f"{metrics['trainable_parameters']:,} trainable params -> "
-            f"{run_dir / metrics['adapter']}")
+            f"{run_dir / metrics['adapter'] if metrics.get('adapter') else run_dir}")

@@ -179,17 +179,24 @@ def top_layer_names(model: torch.nn.Module, count: int) -> tuple[list[str], set[
     return [f"{p}.{i}" for p, i in chosen], {i for _, i in chosen}
 
 
+def head_modules(model: torch.nn.Module, model_type: str, new_modules: list[str]) -> list[str]:
+    """The task head's modules (and any other newly initialised module)."""
+    heads = [name for name, _ in model.named_modules() if name and any(
+        name == h or name.endswith("." + h) for h in head_module_names(model_type))]
+    return sorted(set(heads) | set(new_modules))
+
+
 def build_model(config: Config, task: Task, labels: list[str] | None) -> BuiltModel:
     tokenizer = load_tokenizer(config.model.name, config.model.revision,
                                config.model.trust_remote_code)
     base, new_modules = load_base_model(config, task, labels)
     model_type = base.config.model_type
+    if not config.lora.enabled:
+        return head_only_model(base, tokenizer, model_type, new_modules, config)
     notes: list[str] = []
     unfrozen, unfrozen_index = top_layer_names(base, config.training.unfreeze_top_layers)
     targets = resolve_targets(base, config.lora, model_type, unfrozen_index, notes)
-    heads = [name for name, _ in base.named_modules() if name and any(
-        name == h or name.endswith("." + h) for h in head_module_names(model_type))]
-    modules_to_save = sorted(set(heads) | set(new_modules)) + unfrozen
+    modules_to_save = head_modules(base, model_type, new_modules) + unfrozen
     peft_config = PeftLoraConfig(
         task_type=task.peft_task_type, r=config.lora.r, lora_alpha=config.lora.alpha,
         lora_dropout=config.lora.dropout, target_modules=targets,
@@ -213,3 +220,21 @@ def set_unfrozen_trainable(model: PeftModel, layer_names: list[str], trainable: 
             param.requires_grad_(trainable)
             count += param.numel()
     return count
+
+
+def head_only_model(base: torch.nn.Module, tokenizer: Any, model_type: str,
+                    new_modules: list[str], config: Config) -> BuiltModel:
+    """The no-LoRA baseline: the pretrained encoder frozen, only the task head trained.
+
+    PEFT cannot wrap a model with nothing to adapt, so this is the plain transformers model;
+    a baseline run reports metrics but saves no adapter.
+    """
+    if config.training.unfreeze_top_layers:
+        raise ConfigError("lora.enabled=false trains the head only; set "
+                          "training.unfreeze_top_layers to 0")
+    heads = head_modules(base, model_type, new_modules)
+    for name, param in base.named_parameters():
+        param.requires_grad_(any(name.startswith(h + ".") for h in heads))
+    notes = ["lora.enabled=false: the encoder is frozen and only the task head "
+             f"({', '.join(heads)}) is trained; no adapter is saved"]
+    return BuiltModel(base, tokenizer, model_type, [], heads, [], notes)

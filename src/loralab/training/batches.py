@@ -33,5 +33,8 @@ def make_loader(features: list[dict], collate: Callable, batch_size: int, *, tra
         sampler = RandomSampler(features, generator=generator)
     else:
         sampler = SequentialSampler(features)
+    # the loader's own generator: without one, each new iterator draws a seed from the global
+    # RNG, which would shift dropout masks after a mid-epoch resume
     return DataLoader(features, batch_size=batch_size, sampler=sampler,
-                      collate_fn=model_inputs_collator(collate))
+                      collate_fn=model_inputs_collator(collate),
+                      generator=torch.Generator().manual_seed(seed))

@@ -12,9 +12,14 @@ from typing import Any
 
 
 class DiagnosticsLog:
-    def __init__(self, path: Path, every: int) -> None:
+    def __init__(self, path: Path, every: int, *, resume_step: int | None = None) -> None:
+        """`resume_step`: continue a resumed run's log, dropping lines written after the
+        checkpoint (and a line cut short by the kill)."""
         self.every = every
+        kept = kept_lines(path, resume_step) if resume_step is not None else []
         self.handle = path.open("w", encoding="utf-8")
+        self.handle.writelines(kept)
+        self.handle.flush()
         self._loss = self._reg = 0.0
         self._count = 0
         self._pending: dict[str, Any] | None = None
@@ -51,3 +56,17 @@ class DiagnosticsLog:
     def close(self, step: int, epoch: float) -> None:
         self._flush_pending()
         self.handle.close()
+
+
+def kept_lines(path: Path, last_step: int) -> list[str]:
+    if not path.is_file():
+        return []
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("step", 0) <= last_step:
+            kept.append(line + "\n")
+    return kept

@@ -37,7 +37,7 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainingConfig,
             continue
         if in_unfrozen:
             lr = unfreeze_lr
-        elif "modules_to_save" in name:
+        elif "lora_" not in name:  # the head (modules_to_save, or the baseline's own head)
             lr = head_lr
         else:
             lr = cfg.learning_rate

@@ -25,6 +25,12 @@ from loralab.evaluation.evaluate import evaluate
 from loralab.models.build import BuiltModel, build_model, set_unfrozen_trainable
 from loralab.tasks import get_task
 from loralab.training.batches import make_loader
+from loralab.training.checkpoint import (
+    remove_checkpoint,
+    restore_checkpoint,
+    save_checkpoint,
+    set_rng_states,
+)
 from loralab.training.diagnostics import DiagnosticsLog
 from loralab.training.optim import build_optimizer, build_scheduler, mixed_precision
 from loralab.training.run_folder import RunFolder
@@ -34,7 +40,8 @@ from loralab.training.weighted import WeightedLoRA
 
 class TrainingRecipe:
     def __init__(self, config: Config, output_dir: str | Path, *, progress: bool = True,
-                 overwrite: bool = False) -> None:
+                 overwrite: bool = False, resume: bool = False) -> None:
+        """`resume`: continue from the run folder's checkpoint when it holds one."""
         self.config = config
         self.cfg = config.training
         self.progress = progress
@@ -43,6 +50,8 @@ class TrainingRecipe:
         self.accelerator = Accelerator(mixed_precision=mixed_precision(self.cfg.precision))
         self.weighted: WeightedLoRA | None = None
         self.step = 0
+        self.resume_state = self.run.checkpoint_for(config) if resume else None
+        self.resumed_from_step = self.resume_state["step"] if self.resume_state else None
 
     # ------------------------------------------------------------------ setup
     def setup_data(self) -> None:
@@ -113,30 +122,60 @@ class TrainingRecipe:
     def fit(self) -> None:
         cfg = self.cfg
         self.tracker = BestTracker(self.model, cfg, self.task.default_metric)
-        self.diagnostics = DiagnosticsLog(self.run.diagnostics_path, cfg.logging_steps)
         self.epoch_seconds: list[float] = []
         self.train_seconds, self.samples_seen, self.last_eval_step = 0.0, 0, None
-        self.bar = tqdm(total=self.total_steps, desc="train", disable=not self.progress)
-        epoch, stop = 0, False
+        self.epoch_elapsed = self.resumed_epoch_seconds = 0.0
+        epoch, skip = self._resume()
+        self.diagnostics = DiagnosticsLog(self.run.diagnostics_path, cfg.logging_steps,
+                                          resume_step=self.resumed_from_step)
+        self.bar = tqdm(total=self.total_steps, initial=self.step, desc="train",
+                        disable=not self.progress)
+        stop = False
         self.model.train()
         while self.step < self.total_steps and not stop:
             self._maybe_unfreeze(epoch)
-            stop = self._train_epoch(epoch)
-            epoch += 1
+            stop = self._train_epoch(epoch, skip)
+            epoch, skip = epoch + 1, 0
             if cfg.eval_strategy == "epoch" and not stop:
                 stop = self._evaluate_and_track(float(epoch))
+            if cfg.checkpoint == "epoch" and not stop and self.step < self.total_steps:
+                save_checkpoint(self, epoch=epoch, micro=0, generator=self._generator_state())
         self.bar.close()
         self.diagnostics.close(self.step, float(epoch))
         self.epochs_run = epoch
 
-    def _train_epoch(self, epoch: int) -> bool:
+    def _generator_state(self) -> torch.Tensor:
+        return self.train_loader.sampler.generator.get_state()
+
+    def _resume(self) -> tuple[int, int]:
+        """(epoch, micro-batches of it already done): (0, 0) for a fresh run."""
+        state = self.resume_state
+        if state is None:
+            return 0, 0
+        restore_checkpoint(self, state)
+        self.train_loader.sampler.generator.set_state(state["epoch_generator"])
+        set_rng_states(state["rng"])
+        if self.built.unfrozen_layers and state["epoch"] > self.cfg.unfreeze_after_epoch:
+            set_unfrozen_trainable(self.model, self.built.unfrozen_layers, True)
+        self.resumed_epoch_seconds = state["counters"]["epoch_elapsed"]
+        where = f"epoch {state['epoch']}" + (f", batch {state['micro']}" if state["micro"] else "")
+        tqdm.write(f"resuming from the checkpoint at step {self.step} ({where})")
+        return state["epoch"], state["micro"]
+
+    def _train_epoch(self, epoch: int, skip: int = 0) -> bool:
         """One pass over the training data (or until max_steps); True when training must stop.
 
-        Time spent in evaluations inside the epoch (eval_strategy=steps) is not counted.
+        `skip`: micro-batches of this epoch already trained before a resume (the sampler's
+        shuffling state was restored, so the same batches come in the same order).
+        Time spent in evaluations and checkpoints inside the epoch is not counted.
         """
         cfg, device = self.cfg, self.accelerator.device
-        seconds, started, stop = 0.0, time.perf_counter(), False
+        self.epoch_generator_state = self._generator_state()
+        self.epoch_elapsed = self.resumed_epoch_seconds if skip else 0.0
+        started, stop = time.perf_counter(), False
         for micro, batch in enumerate(self.train_loader, start=1):
+            if micro <= skip:
+                continue
             batch = {k: v.to(device) for k, v in batch.items()}
             self.samples_seen += int(batch["input_ids"].shape[0])
             loss, reg = self._train_step(batch)
@@ -148,15 +187,34 @@ class TrainingRecipe:
             self.bar.set_postfix(loss=f"{loss:.4f}")
             self.diagnostics.maybe_write(self.step, self._epoch_position(epoch, micro),
                                          self.scheduler.get_last_lr()[0], grad_norm)
-            if cfg.eval_strategy == "steps" and self.step % cfg.eval_steps == 0:
-                seconds += time.perf_counter() - started
-                stop = self._evaluate_and_track(epoch + micro / len(self.train_loader))
-                started = time.perf_counter()
-            if stop or self.step >= self.total_steps:
+            if self.step >= self.total_steps:
                 break
-        seconds += time.perf_counter() - started
-        self.train_seconds += seconds
-        self.epoch_seconds.append(round(seconds, 3))
+            if self._mid_epoch_due(micro):
+                self.epoch_elapsed += time.perf_counter() - started
+                stop = self._mid_epoch_events(epoch, micro)
+                started = time.perf_counter()
+                if stop:
+                    break
+        self.epoch_elapsed += time.perf_counter() - started
+        self.train_seconds += self.epoch_elapsed
+        self.epoch_seconds.append(round(self.epoch_elapsed, 3))
+        self.epoch_elapsed = 0.0
+        return stop
+
+    def _mid_epoch_due(self, micro: int) -> bool:
+        cfg = self.cfg
+        return (cfg.eval_strategy == "steps" and self.step % cfg.eval_steps == 0) or (
+            cfg.checkpoint == "steps" and self.step % cfg.checkpoint_steps == 0
+            and micro < len(self.train_loader))
+
+    def _mid_epoch_events(self, epoch: int, micro: int) -> bool:
+        """Step-based evaluation, then checkpoint; True when early stopping says stop."""
+        cfg, stop = self.cfg, False
+        if cfg.eval_strategy == "steps" and self.step % cfg.eval_steps == 0:
+            stop = self._evaluate_and_track(epoch + micro / len(self.train_loader))
+        if cfg.checkpoint == "steps" and self.step % cfg.checkpoint_steps == 0 and not stop:
+            save_checkpoint(self, epoch=epoch, micro=micro,
+                            generator=self.epoch_generator_state)
         return stop
 
     def _epoch_position(self, epoch: int, micro: int) -> float:
@@ -190,9 +248,13 @@ class TrainingRecipe:
         test = None
         if self.splits.get("test") and all(has_gold(r) for r in self.splits["test"]):
             test = self.evaluate_split("test")
-        adapter = self.run.save_adapter(self.accelerator.unwrap_model(self.model), self.built,
-                                        self.config, self.labels)
-        return self.run.write_metrics(self, final=final, test=test, adapter=adapter)
+        adapter = None
+        if self.config.lora.enabled:
+            adapter = self.run.save_adapter(self.accelerator.unwrap_model(self.model),
+                                            self.built, self.config, self.labels)
+        metrics = self.run.write_metrics(self, final=final, test=test, adapter=adapter)
+        remove_checkpoint(self.run.path)
+        return metrics
 
     def run_all(self) -> dict[str, Any]:
         self.run.start(self.config)
@@ -208,5 +270,6 @@ def has_gold(record: dict) -> bool:
 
 
 def train(config: Config, output_dir: str | Path, *, progress: bool = True,
-          overwrite: bool = False) -> dict[str, Any]:
-    return TrainingRecipe(config, output_dir, progress=progress, overwrite=overwrite).run_all()
+          overwrite: bool = False, resume: bool = False) -> dict[str, Any]:
+    return TrainingRecipe(config, output_dir, progress=progress, overwrite=overwrite,
+                          resume=resume).run_all()

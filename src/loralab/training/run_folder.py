@@ -20,7 +20,9 @@ from loralab.atomic import atomic_write_json, atomic_write_text
 from loralab.config import Config, dump_config
 from loralab.errors import UserError
 from loralab.models.adapter_io import adapter_folder_name, save_adapter
-from loralab.training.selection import trainable_name
+from loralab.models.registry import split_layer_name
+from loralab.training.checkpoint import load_checkpoint
+from loralab.training.selection import saved_parameter
 
 if TYPE_CHECKING:
     from loralab.training.recipe import TrainingRecipe
@@ -44,23 +46,35 @@ class RunFolder:
         (self.path / METRICS_FILE).unlink(missing_ok=True)
         atomic_write_text(self.path / "config.yaml", dump_config(config))
 
+    def checkpoint_for(self, config: Config) -> dict[str, Any] | None:
+        """The folder's checkpoint, if any, after checking it was made with this config."""
+        state = load_checkpoint(self.path)
+        if state is None:
+            return None
+        stored = self.path / "config.yaml"
+        if stored.is_file() and stored.read_text(encoding="utf-8") != dump_config(config):
+            raise UserError(f"{self.path} holds a checkpoint of a run with a different config; "
+                            "train into another --output, or delete its checkpoint/ folder")
+        return state
+
     def save_adapter(self, model, built, config: Config, labels: list[str] | None) -> Path:
         name = adapter_folder_name(config, built.model_type)
         return save_adapter(model, built.tokenizer, config, labels, built.model_type,
                             self.path / name)
 
     def write_metrics(self, recipe: TrainingRecipe, *, final: dict, test: dict | None,
-                      adapter: Path) -> dict[str, Any]:
+                      adapter: Path | None) -> dict[str, Any]:
         tracker = recipe.tracker
         trainable = sum(p.numel() for n, p in recipe.model.named_parameters()
-                        if trainable_name(n))
+                        if saved_parameter(n, p))
         total = sum(p.numel() for n, p in recipe.model.named_parameters()
                     if "modules_to_save" not in n)
         metrics = {
             "name": recipe.config.run_name,
             "task": recipe.config.model.task,
             "model": recipe.config.model.name,
-            "adapter": adapter.name,
+            "adapter": adapter.name if adapter else None,
+            "baseline": not recipe.config.lora.enabled,
             "metric_for_best": tracker.metric,
             "best_step": tracker.best_step,
             "best_epoch": tracker.best_epoch,
@@ -82,12 +96,19 @@ class RunFolder:
             "total_parameters": total,
             "peak_memory_mb": peak_memory_mb(),
             "target_modules": len(recipe.built.target_modules),
+            "adapted_layers": adapted_layer_count(recipe.built.target_modules),
+            "resumed_from_step": recipe.resumed_from_step,
             "modules_to_save": recipe.built.modules_to_save,
             "notes": recipe.built.notes,
             "versions": library_versions(),
         }
         atomic_write_json(self.path / METRICS_FILE, metrics)
         return metrics
+
+
+def adapted_layer_count(target_modules: list[str]) -> int:
+    """How many numbered layers carry LoRA (0 for the no-LoRA baseline)."""
+    return len({parts[:2] for name in target_modules if (parts := split_layer_name(name))})
 
 
 def peak_memory_mb() -> float:

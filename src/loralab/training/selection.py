@@ -41,10 +41,20 @@ class BestTracker:
             self.best, self.best_step, self.best_epoch = metrics, step, epoch
             self._bad_evals = 0
             self._state = {n: p.detach().to("cpu", copy=True)
-                           for n, p in self.model.named_parameters() if trainable_name(n)}
+                           for n, p in self.model.named_parameters() if saved_parameter(n, p)}
             return False
         self._bad_evals += 1
         return self.patience is not None and self._bad_evals >= self.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "last": self.last, "best_step": self.best_step,
+                "best_epoch": self.best_epoch, "bad_evals": self._bad_evals,
+                "weights": self._state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.last = state["best"], state["last"]
+        self.best_step, self.best_epoch = state["best_step"], state["best_epoch"]
+        self._bad_evals, self._state = state["bad_evals"], state["weights"]
 
     def restore_best(self) -> None:
         if self._state is None:
@@ -57,3 +67,9 @@ class BestTracker:
 
 def trainable_name(name: str) -> bool:
     return "lora_" in name or "modules_to_save" in name
+
+
+def saved_parameter(name: str, param: torch.nn.Parameter) -> bool:
+    """Trained now or later: LoRA, the head (PEFT's modules_to_save, or the baseline's own
+    head, which is the only part that requires grad), unfrozen top layers."""
+    return param.requires_grad or trainable_name(name)
