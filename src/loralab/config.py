@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, m
 
 from loralab.errors import ConfigError
 
-TaskType = Literal["sequence_classification", "regression", "token_classification"]
+TaskType = Literal["sequence_classification", "regression", "token_classification",
+                   "causal_lm"]
+MetricSuite = Literal["json", "qa", "multiple_choice", "code", "text"]
 
 
 class Section(BaseModel):
@@ -33,6 +35,8 @@ class ModelConfig(Section):
     max_length: int = Field(default=128, ge=8)
     revision: str | None = None
     trust_remote_code: bool = False
+    gguf_file: str | None = None
+    quantization: Literal["4bit", "8bit"] | None = None
 
     @model_validator(mode="after")
     def _labels_agree(self) -> ModelConfig:
@@ -81,6 +85,15 @@ class LoraConfig(Section):
         return self
 
 
+class LossTerm(Section):
+    """One weighted term of a causal LM's training loss (training.loss)."""
+    type: Literal["ce", "first_k_ce", "kd"]
+    weight: float = Field(default=1.0, gt=0)
+    k: int = Field(default=8, ge=1)
+    temperature: float = Field(default=1.0, gt=0)
+    teacher: str | None = None
+
+
 class TrainingConfig(Section):
     epochs: float = Field(default=3, gt=0)
     max_steps: int | None = Field(default=None, ge=1)
@@ -110,6 +123,8 @@ class TrainingConfig(Section):
     threads: int | None = Field(default=None, ge=1)
     checkpoint: Literal["epoch", "steps", "no"] = "epoch"
     checkpoint_steps: int | None = Field(default=None, ge=1)
+    loss: list[LossTerm] = Field(default_factory=lambda: [LossTerm(type="ce")])
+    gradient_checkpointing: bool = False
 
     @model_validator(mode="after")
     def _steps_need_eval_steps(self) -> TrainingConfig:
@@ -138,7 +153,7 @@ class DataConfig(Section):
     hub: str | None = None
     hub_config: str | None = None
     format: Literal["auto", "jsonl", "json", "csv", "tsv", "parquet", "conll", "presidio",
-                    "clinc"] = "auto"
+                    "clinc", "squad", "mbpp", "multiple_choice"] = "auto"
     columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
     splits: dict[str, str] = Field(default_factory=dict)
     validation_fraction: float = Field(default=0.1, gt=0, lt=1)
@@ -146,6 +161,16 @@ class DataConfig(Section):
     max_train_samples: int | None = Field(default=None, ge=1)
     max_eval_samples: int | None = Field(default=None, ge=1)
     include_oos: bool = True
+    filter: dict[str, Any] = Field(default_factory=dict)
+    # causal_lm: how a record becomes prompt + response, and how answers are scored
+    prompt_template: str | None = None
+    response_template: str | None = None
+    chat_template: bool = False
+    system_prompt: str | None = None
+    packing: bool = False
+    truncation: Literal["left", "drop", "error"] = "left"
+    metrics: list[MetricSuite] = Field(default_factory=list)
+    schema_file: str | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
@@ -154,12 +179,49 @@ class DataConfig(Section):
         return self
 
 
+class EvalConfig(Section):
+    """Generation-based evaluation of causal LMs (decoding and which examples)."""
+    generate: bool = False
+    max_samples: int | None = Field(default=64, ge=1)
+    max_new_tokens: int = Field(default=128, ge=1)
+    do_sample: bool = False
+    temperature: float = Field(default=1.0, gt=0)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    stop: list[str] = Field(default_factory=list)
+    batch_size: int = Field(default=16, ge=1)
+    code_timeout: float = Field(default=10.0, gt=0)
+
+
+CAUSAL_ONLY = {"data.prompt_template", "data.response_template", "data.chat_template",
+               "data.system_prompt", "data.packing", "data.metrics", "data.schema_file",
+               "model.gguf_file", "model.quantization", "eval.generate",
+               "training.gradient_checkpointing"}
+
+
 class Config(Section):
     name: str | None = None
     model: ModelConfig = Field(default_factory=ModelConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     data: DataConfig = Field(default_factory=DataConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="after")
+    def _task_specific_keys(self) -> Config:
+        if self.model.task == "causal_lm":
+            if self.lora.method == "weighted":
+                raise ValueError("lora.method=weighted is for encoder tasks, not causal_lm")
+            return self
+        for key in sorted(CAUSAL_ONLY):
+            section, _, leaf = key.partition(".")
+            part = getattr(self, section)
+            if getattr(part, leaf) != type(part).model_fields[leaf].get_default(
+                    call_default_factory=True):
+                raise ValueError(f"{key} is for model.task=causal_lm (this config's task is "
+                                 f"{self.model.task})")
+        if [t.type for t in self.training.loss] != ["ce"]:
+            raise ValueError("training.loss terms other than ce are for model.task=causal_lm")
+        return self
 
     @property
     def run_name(self) -> str:
@@ -332,8 +394,12 @@ def suggest_key(loc: list[str]) -> str:
     """'; did you mean lora.alpha?' for a mistyped key, or the list of known keys."""
     model: type[BaseModel] = Config
     for part in loc[:-1]:
+        if part.isdigit():  # an item of a list of sections (training.loss.0)
+            continue
         field = model.model_fields.get(part)
         annotation = getattr(field, "annotation", None)
+        if getattr(annotation, "__origin__", None) is list:
+            annotation = annotation.__args__[0]
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return ""
         model = annotation
@@ -348,7 +414,7 @@ def suggest_key(loc: list[str]) -> str:
 
 
 def resolve_data_paths(config: Config, base_dir: Path) -> None:
-    for split in ("train", "validation", "test"):
+    for split in ("train", "validation", "test", "schema_file"):
         value = getattr(config.data, split)
         if value:
             setattr(config.data, split, resolve_path(value, base_dir))

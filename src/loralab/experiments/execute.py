@@ -17,7 +17,7 @@ from typing import Any
 
 from loralab.experiments.records import FAILED, KILLED, RUNNING
 from loralab.experiments.status import LOG_FILE, log_tail, mark, read_status
-from loralab.experiments.worker import EXIT_BUSY, is_locked, run_lock
+from loralab.experiments.worker import EXIT_BUSY, is_locked, run_lock, try_acquire
 
 BUSY = "busy"
 _children: set[subprocess.Popen] = set()
@@ -70,7 +70,7 @@ def settle(run_dir: Path, code: int) -> dict[str, Any]:
     status = read_status(run_dir)
     if status.get("status") == RUNNING:
         lock = run_lock(run_dir)
-        if not try_lock(lock):
+        if not try_acquire(lock):
             return status  # someone else took the run over in the meantime
         try:
             status = mark(run_dir, KILLED, error=signal_text(code), returncode=code,
@@ -80,16 +80,6 @@ def settle(run_dir: Path, code: int) -> dict[str, Any]:
     elif status.get("status") in (FAILED, KILLED):
         status = mark(run_dir, status["status"], log_tail=log_tail(run_dir))
     return status
-
-
-def try_lock(lock) -> bool:
-    from filelock import Timeout
-
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return False
-    return True
 
 
 def signal_text(code: int) -> str:

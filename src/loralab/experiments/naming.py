@@ -26,10 +26,11 @@ NAMED_ELSEWHERE = ("lora.r", "lora.alpha", "lora.layers", "training.seed", "lora
 
 
 def run_id(config: Config) -> str:
-    data = config.model_dump(mode="json")
+    """Defaults are left out, so a loralab upgrade that adds a key keeps the old ids."""
+    data = config.model_dump(mode="json", exclude_defaults=True)
     for key in NOT_IDENTITY:
         section, _, leaf = key.rpartition(".")
-        (data[section] if section else data).pop(leaf, None)
+        (data.get(section, {}) if section else data).pop(leaf, None)
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:10]
 

@@ -28,12 +28,18 @@ def run_lock(run_dir: Path) -> FileLock:
     return FileLock(str(run_dir / LOCK_FILE))
 
 
-def is_locked(run_dir: Path) -> bool:
-    """True when another process holds the run's lock right now."""
-    lock = run_lock(run_dir)
+def try_acquire(lock: FileLock) -> bool:
     try:
         lock.acquire(timeout=0)
     except Timeout:
+        return False
+    return True
+
+
+def is_locked(run_dir: Path) -> bool:
+    """True when another process holds the run's lock right now."""
+    lock = run_lock(run_dir)
+    if not try_acquire(lock):
         return True
     lock.release()
     return False
@@ -58,9 +64,7 @@ def train_run(run_dir: Path) -> int:
 def main(argv: list[str]) -> int:
     run_dir = Path(argv[0])
     lock = run_lock(run_dir)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
+    if not try_acquire(lock):
         print(f"{run_dir.name}: locked by another process", file=sys.stderr)
         return EXIT_BUSY
     if (run_dir / METRICS_FILE).is_file():  # finished by another process since it was planned
