@@ -121,3 +121,72 @@ def sentiment_files(tmp_path) -> tuple[Path, Path]:
 def ner_files(tmp_path) -> tuple[Path, Path]:
     return (write_jsonl(tmp_path / "ner_train.jsonl", ner_rows(80, 0)),
             write_jsonl(tmp_path / "ner_dev.jsonl", ner_rows(30, 1)))
+
+
+CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>"
+                 "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}")
+
+
+def write_lm_tokenizer(folder: Path):
+    """A character-level tokenizer (any printable ASCII text round-trips), with BOS/EOS/PAD
+    and a chat template: small enough for a tiny random LM, exact enough for JSON."""
+    import string
+
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<unk>", "<s>", "</s>", "<|user|>", "<|assistant|>", "<|system|>",
+                "<|end|>"]
+    chars = list(dict.fromkeys(string.printable))
+    vocab = {tok: i for i, tok in enumerate(specials + chars)}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    core.decoder = decoders.Fuse()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", eos_token="</s>",
+                                        pad_token="<pad>", unk_token="<unk>",
+                                        additional_special_tokens=specials[4:])
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.save_pretrained(folder)
+    return tokenizer
+
+
+def build_tiny_llama(folder: Path, seed: int = 0) -> Path:
+    import torch
+    import transformers
+
+    torch.manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = write_lm_tokenizer(folder)
+    config = transformers.LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False,
+        initializer_range=0.5)  # a frozen random head needs room to make peaked logits
+    transformers.LlamaForCausalLM(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> Path:
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+def intent_rows(n: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    kinds = [("book a flight to {x}", "book_flight", "city", ["paris", "london", "berlin"]),
+             ("order {x}", "order_food", "food", ["pizza", "sushi"]),
+             ("set reminder at {x}", "set_reminder", "time", ["noon"])]
+    rows = []
+    for _ in range(n):
+        text, intent, key, values = rng.choice(kinds)
+        value = rng.choice(values)
+        rows.append({"message": text.format(x=value),
+                     "output": {"intent": intent, "entities": {key: value}}})
+    return rows
+
+
+@pytest.fixture
+def intent_lm_files(tmp_path) -> tuple[Path, Path]:
+    return (write_jsonl(tmp_path / "lm_train.jsonl", intent_rows(120, 0)),
+            write_jsonl(tmp_path / "lm_dev.jsonl", intent_rows(24, 1)))

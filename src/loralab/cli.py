@@ -42,7 +42,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from loralab.commands import run_eval
 
     return run_eval(args.adapter, args.config, args.set, args.output, args.split,
-                    progress=not args.no_progress)
+                    progress=not args.no_progress, baseline=args.baseline,
+                    base_model=args.model)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -61,6 +62,20 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     from loralab.config import dump_config, load_config
 
     print(dump_config(load_config(args.config, args.set)), end="")
+    return 0
+
+
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from loralab.data.synth_json import write_json_extraction_dataset
+
+    if args.n < 10:
+        raise UserError("--n must be at least 10 (train and eval both need rows)")
+    info = write_json_extraction_dataset(Path(args.out), args.n, args.seed,
+                                         eval_fraction=args.eval_fraction)
+    print(f"wrote {info['n_train']} train + {info['n_eval']} eval rows over "
+          f"{len(info['intents'])} intents and schema.json -> {args.out}")
     return 0
 
 
@@ -165,13 +180,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="evaluate an adapter folder on a data split")
-    p.add_argument("adapter", help="adapter folder (lora_* inside a run folder)")
+    p = sub.add_parser("eval", help="evaluate an adapter folder (or a base LM) on a data split")
+    p.add_argument("adapter", nargs="?", help="adapter folder (lora_* inside a run folder)")
+    p.add_argument("--model", help="evaluate this causal LM as it is, without an adapter "
+                                   "(needs --config for the data and metrics)")
+    p.add_argument("--baseline", action="store_true",
+                   help="causal LMs: also evaluate the base model (adapter off) on the same "
+                        "examples; writes baseline_results.json, lora_results.json, "
+                        "comparison.md")
     p.add_argument("--config", help="config whose data section to use (default: the "
                                     "adapter's own training config)")
     _add_common(p, config_positional=False)
     p.add_argument("--split", default="validation", choices=["train", "validation", "test"])
-    p.add_argument("--output", "-o", help="folder for eval_metrics.json")
+    p.add_argument("--output", "-o", help="folder for the result files")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_eval)
 
@@ -192,6 +213,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     add_experiment_commands(sub)
+
+    p = sub.add_parser("data", help="data utilities")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    synth = data_sub.add_parser("synth", help="write a synthetic dataset")
+    synth.add_argument("kind", choices=["json-extraction"],
+                       help="json-extraction: user messages -> intent + entities as JSON")
+    synth.add_argument("--n", type=int, default=2000, help="rows in all (default 2000)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--eval-fraction", type=float, default=0.1)
+    synth.add_argument("--out", required=True, help="folder for train.jsonl, eval.jsonl, "
+                                                    "schema.json")
+    synth.set_defaults(func=cmd_data_synth)
 
     p = sub.add_parser("config", help="config utilities")
     config_sub = p.add_subparsers(dest="config_command", required=True)

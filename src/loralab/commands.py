@@ -38,24 +38,55 @@ def eval_config(adapter_config: Any, config_path: str | None, overrides: list[st
     return validate_config(raw)
 
 
-def run_eval(adapter_path: str, config_path: str | None, overrides: list[str],
-             output: str | None, split: str, *, progress: bool = True) -> int:
-    from loralab.data import load_splits
-    from loralab.data.splits import sample
-    from loralab.evaluation.evaluate import evaluate
+def run_eval(adapter_path: str | None, config_path: str | None, overrides: list[str],
+             output: str | None, split: str, *, progress: bool = True, baseline: bool = False,
+             base_model: str | None = None) -> int:
+    """Score an adapter (or with --model a base model alone) on a split of its data."""
     from loralab.models.adapter_io import load_adapter
-    from loralab.training.recipe import has_gold
 
+    if bool(adapter_path) == bool(base_model):
+        raise UserError("give an adapter folder, or --model BASE to evaluate a base model")
+    if base_model:
+        return run_base_eval(base_model, config_path, overrides, output, split, progress)
     loaded = load_adapter(adapter_path)
     config = eval_config(loaded.config, config_path, overrides)
+    records = eval_records(config, split, loaded.task)
+    if loaded.task.name == "causal_lm":
+        from loralab.evaluation.causal_report import run_causal_eval
+
+        loaded.task.configure(config)
+        source = {"adapter": str(Path(adapter_path).resolve()), "split": split}
+        result = run_causal_eval(loaded.model, loaded.tokenizer, loaded.task, records, config,
+                                 baseline=baseline, has_adapter=True,
+                                 output=Path(output) if output else None, progress=progress,
+                                 source=source)
+        print(json.dumps(result))
+        return 0
+    if baseline:
+        raise UserError("--baseline compares a causal LM with its base model; an encoder's "
+                        "no-LoRA baseline is a trained head: run a grid with baseline: true")
+    return encoder_eval(loaded, config, records, adapter_path, output, split, progress)
+
+
+def eval_records(config, split: str, task) -> list[dict[str, Any]]:
+    from loralab.data import load_splits
+    from loralab.data.splits import sample
+
     records = load_splits(config.data, config.model.task).get(split)
     if not records:
         raise UserError(f"the data has no {split!r} split; choose --split or set data.{split}")
     if split == "train":  # load_splits caps validation/test; `eval --split train` obeys it too
         records = sample(records, config.data.max_eval_samples, config.data.split_seed)
-    if not all(has_gold(r) for r in records):
+    if not all(task.has_gold(r) for r in records):
         raise UserError(f"the {split!r} split has no labels to evaluate against; use "
                         "`loralab predict` for unlabelled data")
+    return records
+
+
+def encoder_eval(loaded, config, records, adapter_path: str, output: str | None, split: str,
+                 progress: bool) -> int:
+    from loralab.evaluation.evaluate import evaluate
+
     features = loaded.task.encode(records, loaded.tokenizer, loaded.labels,
                                   config.model.max_length)
     metrics = evaluate(loaded.model, loaded.task, features, loaded.labels, loaded.tokenizer,
@@ -66,6 +97,39 @@ def run_eval(adapter_path: str, config_path: str | None, overrides: list[str],
         atomic_write_json(Path(output) / "eval_metrics.json", result)
     print(json.dumps(result))
     return 0
+
+
+def run_base_eval(base_model: str, config_path: str | None, overrides: list[str],
+                  output: str | None, split: str, progress: bool) -> int:
+    """`loralab eval --model BASE --config CFG`: a causal LM as it is, no adapter."""
+    from loralab.evaluation.causal_report import run_causal_eval
+    from loralab.models.causal import load_causal_model, load_causal_tokenizer
+    from loralab.tasks import get_task
+
+    if not config_path:
+        raise UserError("--model needs --config: the config whose data, prompt format and "
+                        "metrics to use")
+    config = load_config(config_path, [*overrides, f"model.name={base_model}"])
+    if config.model.task != "causal_lm":
+        raise UserError("--model evaluates a causal LM as it is; for encoders evaluate an "
+                        "adapter folder")
+    task = get_task("causal_lm", config)
+    records = eval_records(config, split, task)
+    tokenizer = load_causal_tokenizer(config)
+    model = load_causal_model(config)
+    model.to("cuda" if torch_cuda() else "cpu").eval()
+    result = run_causal_eval(model, tokenizer, task, records, config, baseline=False,
+                             has_adapter=False, output=Path(output) if output else None,
+                             progress=progress, source={"base_model": base_model,
+                                                        "split": split})
+    print(json.dumps(result))
+    return 0
+
+
+def torch_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def run_predict(adapter_path: str, texts: list[str], pairs: list[str], file: str | None,

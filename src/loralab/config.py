@@ -211,6 +211,10 @@ class Config(Section):
         if self.model.task == "causal_lm":
             if self.lora.method == "weighted":
                 raise ValueError("lora.method=weighted is for encoder tasks, not causal_lm")
+            if self.eval.generate and not self.data.metrics:
+                raise ValueError("eval.generate needs data.metrics: the suites to score the "
+                                 "generated answers with (json, qa, multiple_choice, code, "
+                                 "text)")
             return self
         for key in sorted(CAUSAL_ONLY):
             section, _, leaf = key.partition(".")

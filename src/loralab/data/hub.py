@@ -1,6 +1,7 @@
 """Hugging Face hub datasets (`data.hub`), loaded with `datasets.load_dataset`.
 
 Rows are numbered within their split, first = 1; `_src` reads "hub:<name>[<split>]:<row>".
+For model.task causal_lm a record is all fields of its row (see loralab.data.causal).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from loralab.config import DataConfig, TaskType
+from loralab.data.causal import CAUSAL_FORMATS, causal_table_records
 from loralab.data.readers import Table
 from loralab.data.records import build_records
 from loralab.errors import DataError, UserError
@@ -42,8 +44,21 @@ def load_hub_splits(cfg: DataConfig, task: TaskType) -> dict[str, list[dict[str,
                                 f"{', '.join(map(repr, dataset))} (see data.splits)")
             continue
         table = hub_table(dataset[source], f"hub:{label}[{source}]")
-        splits[split] = build_records(table, cfg.columns, task, split)
+        splits[split] = table_records(table, cfg, task, split)
     return splits
+
+
+def table_records(table: Table, cfg: DataConfig, task: TaskType,
+                  split: str) -> list[dict[str, Any]]:
+    """causal_lm: all fields of each row (squad / mbpp / multiple_choice shapes by data.format);
+    encoder tasks: the canonical records by data.columns."""
+    if task == "causal_lm":
+        fmt = cfg.format if cfg.format in CAUSAL_FORMATS else "auto"
+        return causal_table_records(table, fmt, split)
+    if cfg.format in CAUSAL_FORMATS:
+        raise UserError(f"data.format {cfg.format} gives prompt/response records: it needs "
+                        "model.task causal_lm")
+    return build_records(table, cfg.columns, task, split)
 
 
 def fetch(name: str, config: str | None, label: str) -> Any:

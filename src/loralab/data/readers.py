@@ -41,7 +41,8 @@ def infer_format(path: str | Path) -> str:
     suffix = Path(path).suffix.lower()
     if suffix not in SUFFIX_FORMATS:
         raise DataError("cannot tell the format from the file name; set data.format to one of "
-                        "jsonl, json, csv, tsv, parquet, conll, presidio, clinc", file=str(path))
+                        "jsonl, json, csv, tsv, parquet, conll, presidio, clinc, squad, mbpp, "
+                        "multiple_choice", file=str(path))
     return SUFFIX_FORMATS[suffix]
 
 
@@ -123,8 +124,11 @@ def read_jsonl(path: Path) -> Table:
 
 def read_json(path: Path) -> Table:
     """A JSON list of records, or an object with the list under "data"."""
-    source = str(path)
-    data = load_json(path)
+    return json_table(load_json(path), str(path))
+
+
+def json_table(data: Any, source: str) -> Table:
+    """The Table of already parsed JSON: a list of records or {"data": [...]}."""
     if isinstance(data, dict):
         if isinstance(data.get("data"), list):
             data = data["data"]

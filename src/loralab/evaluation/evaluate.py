@@ -26,11 +26,11 @@ def evaluate(model: torch.nn.Module, task: Task, features: list[dict[str, Any]],
         batch = {k: v.to(device) for k, v in batch.items()}
         gold = batch.pop("labels")
         with autocast() if autocast else torch.autocast("cpu", enabled=False):
-            logits = model(**batch).logits
+            logits = model(**batch, **task.model_kwargs).logits
         loss_sum += float(task.loss(logits, gold)) * gold.shape[0]
         count += gold.shape[0]
         predictions.extend(task.gather(logits, {**batch, "labels": gold}))
     model.train(was_training)
     metrics = task.metrics(predictions, features, labels)
-    metrics["loss"] = loss_sum / max(count, 1)
+    metrics.setdefault("loss", loss_sum / max(count, 1))  # causal_lm: token-weighted already
     return metrics

@@ -27,7 +27,8 @@ from loralab.tasks import Task, get_task
 
 LABELS_FILE = "label_mapping.json"
 CONFIG_FILE = "loralab_config.yaml"
-PEFT_TASKS = {"SEQ_CLS": "sequence_classification", "TOKEN_CLS": "token_classification"}
+PEFT_TASKS = {"SEQ_CLS": "sequence_classification", "TOKEN_CLS": "token_classification",
+              "CAUSAL_LM": "causal_lm"}
 
 
 @dataclass
@@ -109,7 +110,9 @@ def load_adapter(path: str | Path, config: Config | None = None) -> LoadedAdapte
     path = Path(path)
     stored, task_name, labels = read_adapter_metadata(path)
     config = config or stored
-    task = get_task(task_name)
+    task = get_task(task_name, config)
+    if task_name == "causal_lm":
+        return load_causal_adapter(path, stored, config, task)
     auto_cls = getattr(transformers, task.auto_model_class)
     kwargs = head_kwargs(labels)
     source = resolve_model_source(stored.model.name)
@@ -123,3 +126,20 @@ def load_adapter(path: str | Path, config: Config | None = None) -> LoadedAdapte
     model = PeftModel.from_pretrained(base, str(path))
     model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
     return LoadedAdapter(model, tokenizer, task, labels, config)
+
+
+def load_causal_adapter(path: Path, stored: Config, config: Config, task: Task) -> LoadedAdapter:
+    """The base causal LM (from its hub id, folder or GGUF file) with the adapter on top."""
+    from loralab.models.causal import load_causal_model, load_causal_tokenizer
+
+    base = load_causal_model(stored)
+    if (path / "tokenizer_config.json").is_file():
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+    else:
+        tokenizer = load_causal_tokenizer(stored)
+    model = PeftModel.from_pretrained(base, str(path))
+    if not stored.model.quantization:
+        model.to("cuda" if torch.cuda.is_available() else "cpu")
+    return LoadedAdapter(model.eval(), tokenizer, task, None, config)

@@ -15,6 +15,7 @@ import torch
 import transformers
 from peft import LoraConfig as PeftLoraConfig
 from peft import PeftModel, get_peft_model
+from transformers.pytorch_utils import Conv1D
 
 from loralab.config import Config, LoraConfig
 from loralab.errors import ConfigError
@@ -88,11 +89,14 @@ def new_module_names(model: torch.nn.Module, missing_keys: list[str]) -> list[st
     return sorted(n for n in found if not any(n.startswith(o + ".") for o in found))
 
 
+LINEAR_TYPES = (torch.nn.Linear, Conv1D)  # GPT-2 keeps its projections in Conv1D
+
+
 def layer_linear_names(model: torch.nn.Module) -> dict[str, tuple[str, int, str]]:
-    """Every nn.Linear inside the encoder layers: full name -> (prefix, index, relative name)."""
+    """Every linear layer inside the blocks: full name -> (prefix, index, relative name)."""
     out = {}
     for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear):
+        if isinstance(module, LINEAR_TYPES):
             parts = split_layer_name(name)
             if parts is not None:
                 out[name] = parts
@@ -149,7 +153,7 @@ def unlayered_targets(model: torch.nn.Module, lora: LoraConfig, notes: list[str]
     if lora.layers != "all":
         raise ConfigError("lora.layers: this model has no numbered encoder layers "
                           "(`...layer.N...`) to select from; leave lora.layers at all")
-    linear = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    linear = [n for n, m in model.named_modules() if isinstance(m, LINEAR_TYPES)]
     heads = ("classifier", "pooler", "pre_classifier", "score", "qa_outputs")
     linear = [n for n in linear if not any(part in heads for part in n.split("."))]
     if lora.target_modules:
@@ -187,6 +191,8 @@ def head_modules(model: torch.nn.Module, model_type: str, new_modules: list[str]
 
 
 def build_model(config: Config, task: Task, labels: list[str] | None) -> BuiltModel:
+    if task.name == "causal_lm":
+        return build_causal_model(config)
     tokenizer = load_tokenizer(config.model.name, config.model.revision,
                                config.model.trust_remote_code)
     base, new_modules = load_base_model(config, task, labels)
@@ -238,3 +244,30 @@ def head_only_model(base: torch.nn.Module, tokenizer: Any, model_type: str,
     notes = ["lora.enabled=false: the encoder is frozen and only the task head "
              f"({', '.join(heads)}) is trained; no adapter is saved"]
     return BuiltModel(base, tokenizer, model_type, [], heads, [], notes)
+
+
+def build_causal_model(config: Config) -> BuiltModel:
+    """A causal LM with a LoRA adapter (no head to save); with lora.enabled=false the base
+    model as it is (the baseline of a grid: evaluated, not trained)."""
+    from loralab.models.causal import check_quantization, load_causal_model, load_causal_tokenizer
+
+    check_quantization(config)
+    if config.training.unfreeze_top_layers:
+        raise ConfigError("training.unfreeze_top_layers is for encoder tasks; for a causal LM "
+                          "adapt more layers with lora.layers / lora.preset instead")
+    tokenizer = load_causal_tokenizer(config)
+    base = load_causal_model(config)
+    model_type = base.config.model_type
+    if not config.lora.enabled:
+        base.requires_grad_(False)
+        note = "lora.enabled=false: the base model is evaluated as it is, without training"
+        return BuiltModel(base, tokenizer, model_type, [], [], [], [note])
+    notes: list[str] = []
+    targets = resolve_targets(base, config.lora, model_type, set(), notes)
+    peft_config = PeftLoraConfig(
+        task_type="CAUSAL_LM", r=config.lora.r, lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout, target_modules=targets,
+        use_rslora=config.lora.use_rslora, use_dora=config.lora.use_dora)
+    model = get_peft_model(base, peft_config)
+    model.peft_config["default"].base_model_name_or_path = config.model.name
+    return BuiltModel(model, tokenizer, model_type, targets, [], [], notes)

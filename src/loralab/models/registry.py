@@ -1,4 +1,5 @@
-"""Architecture registry: default LoRA targets, presets and head modules per encoder family.
+"""Architecture registry: default LoRA targets, presets and head modules per model family
+(encoders, and the causal LMs: Llama, Mistral, Qwen2/3, Gemma, Phi-3, GPT-2).
 
 Module names are given *relative to one encoder layer* (`attention.self.query`), because the
 same suffix means different things at different depths (`output.dense` is the MLP output in
@@ -67,6 +68,33 @@ ARCHITECTURES: dict[str, ArchSpec] = {
         head=("pooler", "classifier"),
     ),
 }
+
+_LLAMA = ArchSpec(
+    attention=("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"),
+    mlp=("mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"),
+    # QLoRA's recipe: every linear layer of the blocks
+    default=("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+             "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"),
+    head=(),
+)
+CAUSAL_ARCHITECTURES: dict[str, ArchSpec] = {
+    **{name: _LLAMA for name in ("llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma",
+                                 "gemma2", "gemma3_text", "olmo2", "granite")},
+    "phi3": ArchSpec(
+        attention=("self_attn.qkv_proj", "self_attn.o_proj"),
+        mlp=("mlp.gate_up_proj", "mlp.down_proj"),
+        default=("self_attn.qkv_proj", "self_attn.o_proj", "mlp.gate_up_proj",
+                 "mlp.down_proj"),
+        head=(),
+    ),
+    "gpt2": ArchSpec(  # Conv1D layers; PEFT handles their transposed weights (fan_in_fan_out)
+        attention=("attn.c_attn", "attn.c_proj"),
+        mlp=("mlp.c_fc", "mlp.c_proj"),
+        default=("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"),
+        head=(),
+    ),
+}
+ARCHITECTURES.update(CAUSAL_ARCHITECTURES)
 
 # `encoder.layer.3.attention.self.query` -> prefix `encoder.layer.`, index 3, rest
 LAYER_NAME = re.compile(r"^(?P<prefix>(?:.*\.)?(?:layer|layers|h|block|blocks))\.(?P<index>\d+)"

@@ -62,6 +62,28 @@ class Task(ABC):
                labels: list[str] | None) -> dict[str, Any]:
         """A user-facing prediction for one example (logits of that example alone)."""
 
+    # ---------------------------------------------------------------- hooks with defaults
+    notes: list[str] = []
+    model_kwargs: dict[str, Any] = {}  # extra forward() arguments for training and evaluation
+
+    def configure(self, config: Config) -> None:  # noqa: B027 - optional hook, no-op here
+        """Read what the task needs from the config (only causal_lm needs anything)."""
+
+    def training_loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor],
+                      logits: torch.Tensor, labels: torch.Tensor
+                      ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss to optimise and its named parts to log (none for a single-term loss)."""
+        return self.loss(logits, labels), {}
+
+    def has_gold(self, record: dict[str, Any]) -> bool:
+        """The record carries a gold answer to score against."""
+        return (record.get("label") if "label" in record else record.get("tags")) is not None
+
+    def pack_training(self, features: list[dict[str, Any]],
+                      max_length: int) -> list[dict[str, Any]]:
+        """Training features as batched (causal_lm may pack short examples together)."""
+        return features
+
     # ---------------------------------------------------------------- helpers shared by tasks
     def baseline_metrics(self, encoded: list[dict[str, Any]],
                          labels: list[str] | None) -> dict[str, Any]:

@@ -22,11 +22,15 @@ class DiagnosticsLog:
         self.handle.flush()
         self._loss = self._reg = 0.0
         self._count = 0
+        self._parts: dict[str, float] = {}
         self._pending: dict[str, Any] | None = None
 
-    def add(self, loss: float, reg: float) -> None:
+    def add(self, loss: float, reg: float, parts: dict[str, float] | None = None) -> None:
+        """`parts`: the named terms of a multi-term loss (ce, first_k_ce, kd), logged apart."""
         self._loss += loss
         self._reg += reg
+        for name, value in (parts or {}).items():
+            self._parts[name] = self._parts.get(name, 0.0) + value
         self._count += 1
 
     def maybe_write(self, step: int, epoch: float, lr: float, grad_norm: float | None) -> None:
@@ -39,8 +43,10 @@ class DiagnosticsLog:
         if self._pending is None or self._count == 0:
             return
         line = {**self._pending, "loss": self._loss / self._count,
-                "reg_loss": self._reg / self._count}
+                "reg_loss": self._reg / self._count,
+                **{f"loss_{k}": v / self._count for k, v in self._parts.items()}}
         self._write(line)
+        self._parts = {}
         self._loss = self._reg = 0.0
         self._count = 0
         self._pending = None

@@ -21,6 +21,7 @@ from transformers import set_seed
 
 from loralab.config import Config
 from loralab.data import load_splits
+from loralab.errors import ConfigError
 from loralab.evaluation.evaluate import evaluate
 from loralab.models.build import BuiltModel, build_model, set_unfrozen_trainable
 from loralab.tasks import get_task
@@ -45,7 +46,7 @@ class TrainingRecipe:
         self.config = config
         self.cfg = config.training
         self.progress = progress
-        self.task = get_task(config.model.task)
+        self.task = get_task(config.model.task, config)
         self.run = RunFolder(Path(output_dir), overwrite=overwrite)
         self.accelerator = Accelerator(mixed_precision=mixed_precision(self.cfg.precision))
         self.weighted: WeightedLoRA | None = None
@@ -66,11 +67,32 @@ class TrainingRecipe:
         tokenizer, max_len = self.built.tokenizer, self.config.model.max_length
         self.features = {name: self.task.encode(records, tokenizer, self.labels, max_len)
                          for name, records in self.splits.items()}
+        self.features["train"] = self.task.pack_training(self.features["train"], max_len)
+        self.built.notes.extend(self.task.notes)
         self.model = self.built.model.to(self.accelerator.device)
         for note in self.built.notes:
             tqdm.write(f"note: {note}")
+        self.task.teacher = self.load_teacher()
         if self.config.lora.method == "weighted":
             self.weighted = WeightedLoRA(self.model, self.config.lora)
+
+    @property
+    def trains(self) -> bool:
+        """False for a causal LM's no-LoRA baseline: the base model is only evaluated."""
+        return self.config.lora.enabled or self.task.name != "causal_lm"
+
+    def load_teacher(self) -> torch.nn.Module | None:
+        """A named KD teacher (training.loss kd with teacher:), frozen, in eval mode."""
+        names = {t.teacher for t in self.cfg.loss if t.type == "kd" and t.teacher}
+        if not names:
+            return None
+        if len(names) > 1:
+            raise ConfigError("training.loss: give at most one kd teacher")
+        from loralab.models.causal import load_causal_model
+
+        teacher = load_causal_model(self.config, name=names.pop())
+        teacher.requires_grad_(False)
+        return teacher.to(self.accelerator.device).eval()
 
     def setup_optimizer(self) -> None:
         cfg = self.cfg
@@ -87,20 +109,21 @@ class TrainingRecipe:
         self.scheduler = build_scheduler(optimizer, cfg, self.total_steps)
 
     # ------------------------------------------------------------------ training
-    def _train_step(self, batch: dict[str, torch.Tensor]) -> tuple[float, float]:
-        """Forward + backward of one micro-batch; returns (task loss, regulariser)."""
+    def _train_step(self, batch: dict[str, torch.Tensor]) -> tuple[float, float, dict]:
+        """Forward + backward of one micro-batch; returns (task loss, regulariser, the loss's
+        named terms)."""
         gold = batch.pop("labels")
         if self.weighted is not None:
             self.weighted.begin_step(batch.get("attention_mask"))
         with self.accelerator.autocast():
-            logits = self.model(**batch).logits
-        loss = self.task.loss(logits, gold)
+            logits = self.model(**batch, **self.task.model_kwargs).logits
+            loss, parts = self.task.training_loss(self.model, batch, logits, gold)
         reg = torch.zeros((), device=loss.device)
         if self.weighted is not None:
             correct = self.task.correct(logits.detach(), gold, self.config.lora.reg_tolerance)
             reg = self.weighted.regulariser(correct).to(loss.device)
         self.accelerator.backward((loss + reg) / self.cfg.gradient_accumulation_steps)
-        return float(loss.detach()), float(reg.detach())
+        return float(loss.detach()), float(reg.detach()), {k: float(v) for k, v in parts.items()}
 
     def _optimizer_step(self) -> float | None:
         grad_norm = None
@@ -178,8 +201,8 @@ class TrainingRecipe:
                 continue
             batch = {k: v.to(device) for k, v in batch.items()}
             self.samples_seen += int(batch["input_ids"].shape[0])
-            loss, reg = self._train_step(batch)
-            self.diagnostics.add(loss, reg)
+            loss, reg, parts = self._train_step(batch)
+            self.diagnostics.add(loss, reg, parts)
             if micro % cfg.gradient_accumulation_steps and micro != len(self.train_loader):
                 continue
             grad_norm = self._optimizer_step()
@@ -230,9 +253,27 @@ class TrainingRecipe:
         return self.tracker.update(metrics, self.step, epoch)
 
     def evaluate_split(self, split: str) -> dict[str, Any]:
-        return evaluate(self.model, self.task, self.features[split], self.labels,
-                        self.built.tokenizer, self.cfg.eval_batch_size,
-                        autocast=self.accelerator.autocast, progress=self.progress, desc=split)
+        metrics = evaluate(self.model, self.task, self.features[split], self.labels,
+                           self.built.tokenizer, self.cfg.eval_batch_size,
+                           autocast=self.accelerator.autocast, progress=self.progress,
+                           desc=split)
+        if self.config.eval.generate:
+            metrics.update(self.generation_metrics(split))
+        return metrics
+
+    def generation_metrics(self, split: str) -> dict[str, float]:
+        """The data.metrics suites on a seeded sample of eval.max_samples generated answers."""
+        from loralab.data.splits import sample
+        from loralab.evaluation.generation_eval import generation_metrics
+
+        records = sample(self.splits[split], self.config.eval.max_samples,
+                         self.config.data.split_seed)
+        model = self.accelerator.unwrap_model(self.model)
+        with self.accelerator.autocast():
+            metrics, self.last_generations = generation_metrics(
+                model, self.built.tokenizer, self.task.format, records, self.config,
+                progress=self.progress, desc=f"{split} generate")
+        return metrics
 
     # ------------------------------------------------------------------ finish
     def finish(self) -> dict[str, Any]:
@@ -246,7 +287,7 @@ class TrainingRecipe:
         if self.weighted is not None:
             self.weighted.remove()
         test = None
-        if self.splits.get("test") and all(has_gold(r) for r in self.splits["test"]):
+        if self.splits.get("test") and all(self.task.has_gold(r) for r in self.splits["test"]):
             test = self.evaluate_split("test")
         adapter = None
         if self.config.lora.enabled:
@@ -260,13 +301,18 @@ class TrainingRecipe:
         self.run.start(self.config)
         self.setup_data()
         self.setup_model()
-        self.setup_optimizer()
-        self.fit()
+        if self.trains:
+            self.setup_optimizer()
+            self.fit()
+        else:
+            self.skip_training()
         return self.finish()
 
-
-def has_gold(record: dict) -> bool:
-    return (record.get("label") if "label" in record else record.get("tags")) is not None
+    def skip_training(self) -> None:
+        """Evaluation only (a causal LM's no-LoRA baseline): the counters of zero steps."""
+        self.tracker = BestTracker(self.model, self.cfg, self.task.default_metric)
+        self.epoch_seconds, self.train_seconds, self.samples_seen = [], 0.0, 0
+        self.last_eval_step, self.epochs_run = None, 0
 
 
 def train(config: Config, output_dir: str | Path, *, progress: bool = True,

@@ -1,0 +1,89 @@
+"""Generate answers for records and score them with the dataset's metric suites (data.metrics).
+
+The gold side of each suite comes from the record: `json` the gold object (`output`, else the
+response parsed as JSON), `qa` the `answers` list (else the response), `multiple_choice` the
+record's `answer`/`options`/`category`, `code` MBPP's `test_list`/`test_setup_code`, `text`
+the response text.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from loralab.config import Config
+from loralab.errors import DataError
+from loralab.evaluation.generate import Decoding, generate_texts
+from loralab.evaluation.generation import evaluate_generation
+from loralab.tasks.labels import row_error
+from loralab.tasks.sft_format import PromptFormat
+
+
+def gold_json(record: dict[str, Any], fmt: PromptFormat) -> Any:
+    if "output" in record:
+        return record["output"]
+    response = fmt.response(record)
+    try:
+        return json.loads(response or "")
+    except json.JSONDecodeError:
+        raise row_error(record, "response", "the json metrics need a gold JSON object: an "
+                                            "'output' field or a response that is JSON") from None
+
+
+def reference(suite: str, record: dict[str, Any], fmt: PromptFormat) -> dict[str, Any]:
+    if suite == "json":
+        return {"output": gold_json(record, fmt)}
+    if suite == "qa":
+        answers = record.get("answers")
+        return {"answers": list(answers) if answers else [fmt.response(record) or ""]}
+    if suite == "multiple_choice":
+        if "answer" not in record or "options" not in record:
+            raise row_error(record, "answer", "the multiple_choice metrics need 'answer' and "
+                                              "'options' fields")
+        return {"answer": record["answer"], "options": record["options"],
+                "category": record.get("category")}
+    if suite == "code":
+        if "test_list" not in record:
+            raise row_error(record, "test_list", "the code metrics need a 'test_list' of "
+                                                 "assert statements (MBPP's field)")
+        return {k: record[k] for k in ("test_list", "test_setup_code", "test_imports")
+                if k in record}
+    return {"reference": fmt.response(record) or ""}
+
+
+def suite_options(suite: str, config: Config) -> dict[str, Any]:
+    if suite == "json" and config.data.schema_file:
+        path = Path(config.data.schema_file)
+        try:
+            return {"schema": json.loads(path.read_text(encoding="utf-8"))}
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataError(f"data.schema_file: cannot read a JSON schema: {exc}",
+                            file=str(path)) from None
+    if suite == "code":
+        return {"timeout_s": config.eval.code_timeout}
+    return {}
+
+
+def generation_metrics(model: torch.nn.Module, tokenizer: Any, fmt: PromptFormat,
+                       records: list[dict[str, Any]], config: Config, *,
+                       progress: bool = False,
+                       desc: str = "generate") -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """(metrics of every suite in data.metrics, per-example prompt / generated / gold)."""
+    prompts = [fmt.prompt(r, tokenizer) for r in records]
+    chat = fmt.chat_template or any("messages" in r for r in records[:1])
+    texts = generate_texts(model, tokenizer, prompts,
+                           Decoding.from_config(config.eval, config.training.seed),
+                           add_special_tokens=not chat, progress=progress, desc=desc)
+    metrics: dict[str, float] = {"generated": float(len(texts))}
+    details = [{"_src": r.get("_src"), "prompt": p, "generated": t, "gold": fmt.response(r)}
+               for r, p, t in zip(records, prompts, texts)]
+    for suite in config.data.metrics:
+        refs = [reference(suite, r, fmt) for r in records]
+        result = evaluate_generation(suite, texts, refs, **suite_options(suite, config))
+        metrics.update({k: v for k, v in result.metrics.items() if k != "n"})
+        for line, detail in zip(details, result.details):
+            line[suite] = detail
+    return metrics, details
