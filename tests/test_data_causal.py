@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from file_helpers import write, write_jsonl
 
 from loralab.config import ColumnsConfig, DataConfig
 from loralab.data import load_splits, mbpp_prompt_examples, read_file
@@ -18,15 +19,6 @@ from loralab.errors import DataError, UserError
 
 LM = "causal_lm"
 CLS = "sequence_classification"
-
-
-def write(path: Path, text: str) -> str:
-    path.write_text(text, encoding="utf-8")
-    return str(path)
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> str:
-    return write(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def write_json(path: Path, data: object) -> str:

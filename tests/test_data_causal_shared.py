@@ -3,24 +3,12 @@ absent)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from loralab.config import DataConfig
 from loralab.data import load_splits, mbpp_prompt_examples, read_file
 
-from conftest import shared_data_dir
-
 LM = "causal_lm"
-
-
-@pytest.fixture(scope="module")
-def shared() -> Path:
-    folder = shared_data_dir()
-    if folder is None:
-        pytest.skip("shared data folder ../shared/data not found; set LORALAB_SHARED_DATA to it")
-    return folder
 
 
 @pytest.mark.integration

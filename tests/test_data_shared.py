@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from loralab.config import DataConfig
 from loralab.data import load_splits, split_words
 
-from conftest import shared_data_dir
-
 CLS = "sequence_classification"
 REG = "regression"
 TOK = "token_classification"
-
-
-@pytest.fixture(scope="module")
-def shared() -> Path:
-    folder = shared_data_dir()
-    if folder is None:
-        pytest.skip("shared data folder ../shared/data not found; set LORALAB_SHARED_DATA to it")
-    return folder
 
 
 @pytest.mark.integration

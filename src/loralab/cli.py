@@ -68,10 +68,20 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 def cmd_data_synth(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from loralab.data.synth_json import write_json_extraction_dataset
-
     if args.n < 10:
         raise UserError("--n must be at least 10 (train and eval both need rows)")
+    if not 0 < args.eval_fraction < 1:
+        raise UserError("--eval-fraction must be between 0 and 1")
+    if args.kind == "multiple-choice":
+        from loralab.data.synth_mc import write_multiple_choice_dataset
+
+        info = write_multiple_choice_dataset(Path(args.out), args.n, args.seed,
+                                             eval_fraction=args.eval_fraction)
+        print(f"wrote {info['n_train']} train + {info['n_eval']} eval questions in "
+              f"{', '.join(info['categories'])} -> {args.out}")
+        return 0
+    from loralab.data.synth_json import write_json_extraction_dataset
+
     info = write_json_extraction_dataset(Path(args.out), args.n, args.seed,
                                          eval_fraction=args.eval_fraction)
     print(f"wrote {info['n_train']} train + {info['n_eval']} eval rows over "
@@ -217,11 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("data", help="data utilities")
     data_sub = p.add_subparsers(dest="data_command", required=True)
     synth = data_sub.add_parser("synth", help="write a synthetic dataset")
-    synth.add_argument("kind", choices=["json-extraction"],
-                       help="json-extraction: user messages -> intent + entities as JSON")
+    synth.add_argument("kind", choices=["json-extraction", "multiple-choice"],
+                       help="json-extraction: user messages -> intent + entities as JSON; "
+                            "multiple-choice: questions in three subjects (specialists)")
     synth.add_argument("--n", type=int, default=2000, help="rows in all (default 2000)")
     synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--eval-fraction", type=float, default=0.1)
+    synth.add_argument("--eval-fraction", type=float, default=0.1,
+                       help="share of rows in eval.jsonl (default 0.1)")
     synth.add_argument("--out", required=True, help="folder for train.jsonl, eval.jsonl, "
                                                     "schema.json")
     synth.set_defaults(func=cmd_data_synth)

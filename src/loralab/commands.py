@@ -137,8 +137,8 @@ def run_predict(adapter_path: str, texts: list[str], pairs: list[str], file: str
     from loralab.models.adapter_io import load_adapter
     from loralab.prediction import predict_records, read_inputs
 
-    records = read_inputs(texts, pairs, file)
     loaded = load_adapter(adapter_path)
+    records = read_inputs(texts, pairs, file, loaded.task.name)
     for line in predict_records(loaded, records, batch_size):
         print(json.dumps(line, ensure_ascii=False))
     return 0

@@ -13,7 +13,8 @@ from loralab.models.adapter_io import LoadedAdapter
 from loralab.training.batches import model_inputs_collator
 
 
-def read_inputs(texts: list[str], pairs: list[str], file: str | None) -> list[dict]:
+def read_inputs(texts: list[str], pairs: list[str], file: str | None,
+                task: str = "sequence_classification") -> list[dict]:
     if bool(texts) == bool(file):
         raise UserError("give --text (repeatable) or --file, one of the two")
     if pairs and len(pairs) != len(texts):
@@ -21,10 +22,10 @@ def read_inputs(texts: list[str], pairs: list[str], file: str | None) -> list[di
     if texts:
         return [{"text": t, "text_pair": pairs[i] if pairs else None, "_src": f"--text:{i + 1}"}
                 for i, t in enumerate(texts)]
-    return read_input_file(Path(file))
+    return read_input_file(Path(file), task)
 
 
-def read_input_file(path: Path) -> list[dict]:
+def read_input_file(path: Path, task: str = "sequence_classification") -> list[dict]:
     """A .txt file (one text per line) or any table the data loaders read (text column)."""
     if not path.is_file():
         raise DataError("file not found", file=str(path))
@@ -35,6 +36,8 @@ def read_input_file(path: Path) -> list[dict]:
     from loralab.config import DataConfig
     from loralab.data.loader import read_file
 
+    if task == "causal_lm":  # rows keep every field, for the prompt template
+        return read_file(path, DataConfig(), "causal_lm", "test")
     return read_file(path, DataConfig(), "sequence_classification", "test")
 
 
@@ -54,9 +57,51 @@ def to_task_records(loaded: LoadedAdapter, records: list[dict]) -> list[dict]:
     return out
 
 
+def causal_records(loaded: LoadedAdapter, records: list[dict]) -> list[dict]:
+    """`--text` is the user's input: it fills a prompt template with a single field, or is the
+    prompt itself; `--file` rows keep all their fields for the template."""
+    from loralab.tasks.sft_format import template_fields
+
+    template = loaded.config.data.prompt_template
+    fields = {f.split(".")[0].split("[")[0] for f in template_fields(template or "")}
+    out = []
+    for record in records:
+        if "text" not in record or set(fields) <= set(record):
+            out.append(record)
+        elif len(fields) == 1:
+            out.append({**record, next(iter(fields)): record["text"]})
+        else:
+            raise UserError(f"the adapter's prompt template needs the fields "
+                            f"{', '.join(sorted(fields))}: give them as columns of --file")
+    if not template:
+        out = [{**r, "prompt": r.get("prompt", r.get("text"))} for r in out]
+    return out
+
+
+def generate_records(loaded: LoadedAdapter, records: list[dict],
+                     batch_size: int) -> Iterator[dict[str, Any]]:
+    from loralab.evaluation.generate import Decoding, generate_texts
+
+    records = causal_records(loaded, records)
+    fmt = loaded.task.format
+    prompts = [fmt.prompt(r, loaded.tokenizer) for r in records]
+    decoding = Decoding.from_config(loaded.config.eval, loaded.config.training.seed)
+    decoding.batch_size = batch_size
+    chat = fmt.chat_template or any("messages" in r for r in records[:1])
+    texts = generate_texts(loaded.model, loaded.tokenizer, prompts, decoding,
+                           add_special_tokens=not chat)
+    for record, text in zip(records, texts):
+        shown = {k: v for k, v in record.items()
+                 if not k.startswith("_") and k != "prompt" and v is not None}
+        yield {**shown, "generated": text}
+
+
 @torch.no_grad()
 def predict_records(loaded: LoadedAdapter, records: list[dict],
                     batch_size: int = 32) -> Iterator[dict[str, Any]]:
+    if loaded.task.name == "causal_lm":
+        yield from generate_records(loaded, records, batch_size)
+        return
     records = to_task_records(loaded, records)
     task, tokenizer = loaded.task, loaded.tokenizer
     max_length = loaded.config.model.max_length

@@ -5,12 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+SHOWN = ("accuracy", "f1", "pearson", "spearman", "precision", "recall", "exact_match",
+         "valid_json", "schema_compliance", "intent_accuracy", "entity_f1", "pass@1", "bleu",
+         "rougeL")
+
 
 def summary_line(metrics: dict[str, Any], run_dir: Path) -> str:
     best = metrics["best"] if metrics.get("saved", "best") == "best" else metrics["final"]
-    shown = ", ".join(f"{k}={best[k]:.4f}" for k in
-                      ("accuracy", "f1", "pearson", "spearman", "precision", "recall")
-                      if isinstance(best.get(k), float))
+    shown = ", ".join(f"{k}={best[k]:.4f}" for k in SHOWN if isinstance(best.get(k), float))
+    if not shown and isinstance(best.get("loss"), float):
+        shown = f"loss={best['loss']:.4f}"
     epoch = metrics.get("best_epoch")
     where = f" (best at epoch {epoch:g})" if epoch is not None and best is metrics["best"] \
         else " (last weights)"

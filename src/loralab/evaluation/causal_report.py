@@ -58,7 +58,7 @@ def comparison_table(base: dict[str, Any], lora: dict[str, Any], header: str) ->
     for key, value in base.items():
         other = lora.get(key)
         if not isinstance(value, (int, float)) or not isinstance(other, (int, float)) \
-                or key in ("seconds", "generated", "response_tokens", "n"):
+                or key in ("seconds", "generated", "response_tokens", "n", "examples"):
             continue
         better = "lower is better" if key.endswith(LOWER_IS_BETTER) else ""
         delta = other - value

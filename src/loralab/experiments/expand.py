@@ -255,7 +255,8 @@ def finish_runs(drafts: list[Draft], base: Config, labelled: set[str]) -> list[P
         name = run_name(d.config, d.model, d.dataset, params, d.baseline)
         d.config.name = name
         identity = run_id(d.config)
-        changes = {k: v for k, v in flat.items() if k != "name" and base_flat.get(k) != v}
+        changes = {k: v for k, v in flat.items() if k != "name" and base_flat.get(k) != v
+                   and not (d.baseline and k.startswith("lora.") and k != "lora.enabled")}
         runs.setdefault(identity, PlannedRun(identity, name, d.model, d.dataset,
                                              d.config.training.seed, d.baseline, d.config,
                                              params, changes))

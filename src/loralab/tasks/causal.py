@@ -60,10 +60,17 @@ def shifted(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, t
 
 
 def token_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Per-position negative log-likelihood [batch, seq-1], 0 where the label is ignored."""
+    """Per-position negative log-likelihood [batch, seq-1], 0 where the label is ignored.
+
+    Only the response positions go through the (fp32) softmax: with a 50k vocabulary, a full
+    fp32 copy of every prompt position's logits would cost far more memory than the model.
+    """
     logits, labels = shifted(logits, labels)
-    return F.cross_entropy(logits.float().transpose(1, 2), labels, ignore_index=IGNORE,
-                           reduction="none")
+    mask = labels != IGNORE
+    nll = torch.zeros(labels.shape, dtype=torch.float32, device=logits.device)
+    if mask.any():
+        nll[mask] = F.cross_entropy(logits[mask].float(), labels[mask], reduction="none")
+    return nll
 
 
 def first_k_mask(labels: torch.Tensor, k: int) -> torch.Tensor:
