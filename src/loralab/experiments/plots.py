@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from loralab.experiments.records import RunRecord
-    from loralab.experiments.report import Configuration, Group
+    from loralab.experiments.report_model import Configuration, Group
 
 DPI = 110
 MAX_LINES = 8    # coloured, labelled series per plot; further configurations are drawn grey
@@ -148,7 +148,7 @@ def read_diagnostics(path: Path) -> list[dict[str, Any]]:
 def mean_curve(runs: list[RunRecord], x_key: str, y_key: str, *, evaluation: bool
                ) -> tuple[list[float], list[float]]:
     """y against x averaged over the runs (seeds) that logged that x."""
-    from loralab.experiments.report import number
+    from loralab.experiments.report_model import number
 
     by_x: dict[float, list[float]] = defaultdict(list)
     for run in runs:
@@ -204,7 +204,7 @@ def tick_label(value: Any) -> str:
 
 def series_name(config: Configuration, key: str, several_tasks: bool) -> str:
     """The configuration's other varied settings: configurations sharing them form a line."""
-    from loralab.experiments.report import hashable
+    from loralab.experiments.report_model import hashable
 
     parts = [f"{k.rsplit('.', 1)[-1]}={hashable(v)}" for k, v in
              sorted(config.runs[0].params.items()) if k != key and "seed" not in k]
