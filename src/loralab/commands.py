@@ -103,7 +103,7 @@ def run_base_eval(base_model: str, config_path: str | None, overrides: list[str]
                   output: str | None, split: str, progress: bool) -> int:
     """`loralab eval --model BASE --config CFG`: a causal LM as it is, no adapter."""
     from loralab.evaluation.causal_report import run_causal_eval
-    from loralab.models.causal import load_causal_model, load_causal_tokenizer
+    from loralab.models.causal import for_inference, load_causal_model, load_causal_tokenizer
     from loralab.tasks import get_task
 
     if not config_path:
@@ -116,20 +116,13 @@ def run_base_eval(base_model: str, config_path: str | None, overrides: list[str]
     task = get_task("causal_lm", config)
     records = eval_records(config, split, task)
     tokenizer = load_causal_tokenizer(config)
-    model = load_causal_model(config)
-    model.to("cuda" if torch_cuda() else "cpu").eval()
+    model = for_inference(load_causal_model(config), config)
     result = run_causal_eval(model, tokenizer, task, records, config, baseline=False,
                              has_adapter=False, output=Path(output) if output else None,
                              progress=progress, source={"base_model": base_model,
                                                         "split": split})
     print(json.dumps(result))
     return 0
-
-
-def torch_cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def run_predict(adapter_path: str, texts: list[str], pairs: list[str], file: str | None,

@@ -87,9 +87,8 @@ def generate_records(loaded: LoadedAdapter, records: list[dict],
     prompts = [fmt.prompt(r, loaded.tokenizer) for r in records]
     decoding = Decoding.from_config(loaded.config.eval, loaded.config.training.seed)
     decoding.batch_size = batch_size
-    chat = fmt.chat_template or any("messages" in r for r in records[:1])
     texts = generate_texts(loaded.model, loaded.tokenizer, prompts, decoding,
-                           add_special_tokens=not chat)
+                           add_special_tokens=not fmt.is_chat(records))
     for record, text in zip(records, texts):
         shown = {k: v for k, v in record.items()
                  if not k.startswith("_") and k != "prompt" and v is not None}

@@ -73,10 +73,10 @@ def generation_metrics(model: torch.nn.Module, tokenizer: Any, fmt: PromptFormat
                        desc: str = "generate") -> tuple[dict[str, float], list[dict[str, Any]]]:
     """(metrics of every suite in data.metrics, per-example prompt / generated / gold)."""
     prompts = [fmt.prompt(r, tokenizer) for r in records]
-    chat = fmt.chat_template or any("messages" in r for r in records[:1])
     texts = generate_texts(model, tokenizer, prompts,
                            Decoding.from_config(config.eval, config.training.seed),
-                           add_special_tokens=not chat, progress=progress, desc=desc)
+                           add_special_tokens=not fmt.is_chat(records), progress=progress,
+                           desc=desc)
     metrics: dict[str, float] = {"generated": float(len(texts))}
     details = [{"_src": r.get("_src"), "prompt": p, "generated": t, "gold": fmt.response(r)}
                for r, p, t in zip(records, prompts, texts)]

@@ -130,7 +130,7 @@ def load_adapter(path: str | Path, config: Config | None = None) -> LoadedAdapte
 
 def load_causal_adapter(path: Path, stored: Config, config: Config, task: Task) -> LoadedAdapter:
     """The base causal LM (from its hub id, folder or GGUF file) with the adapter on top."""
-    from loralab.models.causal import load_causal_model, load_causal_tokenizer
+    from loralab.models.causal import for_inference, load_causal_model, load_causal_tokenizer
 
     base = load_causal_model(stored)
     if (path / "tokenizer_config.json").is_file():
@@ -139,7 +139,5 @@ def load_causal_adapter(path: Path, stored: Config, config: Config, task: Task) 
             tokenizer.pad_token = tokenizer.eos_token
     else:
         tokenizer = load_causal_tokenizer(stored)
-    model = PeftModel.from_pretrained(base, str(path))
-    if not stored.model.quantization:
-        model.to("cuda" if torch.cuda.is_available() else "cpu")
-    return LoadedAdapter(model.eval(), tokenizer, task, None, config)
+    model = for_inference(PeftModel.from_pretrained(base, str(path)), stored)
+    return LoadedAdapter(model, tokenizer, task, None, config)

@@ -124,3 +124,10 @@ def load_causal_model(config: Config, name: str | None = None) -> torch.nn.Modul
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
     return model
+
+
+def for_inference(model: torch.nn.Module, config: Config) -> torch.nn.Module:
+    """On the GPU when there is one (a quantised model is already placed), in eval mode."""
+    if not config.model.quantization:
+        model.to("cuda" if torch.cuda.is_available() else "cpu")
+    return model.eval()

@@ -93,6 +93,10 @@ class PromptFormat:
                  if self.system_prompt else []) + [{"role": "user", "content": text}]
         return apply_chat(tokenizer, turns, record)
 
+    def is_chat(self, records: list[dict[str, Any]]) -> bool:
+        """Prompts come out of the chat template (which adds its own special tokens)."""
+        return self.chat_template or any("messages" in r for r in records[:1])
+
     def response(self, record: dict[str, Any]) -> str | None:
         """The gold response text, or None for an unlabelled record."""
         if "messages" in record and not self.response_template:
@@ -136,7 +140,7 @@ def encode_sft(records: list[dict[str, Any]], tokenizer: Any, fmt: PromptFormat,
                max_length: int, truncation: str) -> EncodedExamples:
     """input_ids + labels (-100 on the prompt) per record; see the module doc for truncation."""
     features, dropped, cut = [], [], 0
-    chat = fmt.chat_template or any("messages" in r for r in records[:1])
+    chat = fmt.is_chat(records)
     for record in records:
         prompt_ids = tokenizer(fmt.prompt(record, tokenizer),
                                add_special_tokens=not chat)["input_ids"]
