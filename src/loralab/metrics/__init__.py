@@ -1,0 +1,1 @@
+"""Metrics: the registry of names and directions, and the score functions tasks use."""

@@ -1,0 +1,156 @@
+"""The one registry of metrics: every name loralab writes, its direction and its display name.
+
+Best-checkpoint selection, `loralab compare`, the results index, the base-vs-adapter report and
+the gate all ask this module whether a metric is better higher or lower; none keeps its own
+list. Names are unambiguous across tasks (binary vs macro F1, entity F1, QA token F1, ...);
+a few short aliases that configs use (`f1`, `precision`, `recall`) resolve to the name the
+results actually carry.
+
+    metric_info("perplexity").higher_is_better   -> False
+    resolve_metric("f1", ["accuracy", "f1_binary", "mcc"])  -> "f1_binary"
+    is_better(0.8, 0.7, "f1_binary")             -> True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from loralab.errors import ConfigError
+
+SEQ, REG, TOK, LM = ("sequence_classification", "regression", "token_classification",
+                     "causal_lm")
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str
+    display: str
+    higher_is_better: bool | None   # None: a count or a size, not a score
+    producers: tuple[str, ...]      # task names, and `suite:<name>` for generation suites
+    description: str = ""
+
+    @property
+    def is_score(self) -> bool:
+        return self.higher_is_better is not None
+
+
+def _m(name: str, display: str, higher: bool | None, *producers: str,
+       description: str = "") -> MetricInfo:
+    return MetricInfo(name, display, higher, producers, description)
+
+
+_METRICS = (
+    # sequence classification
+    _m("accuracy", "accuracy", True, SEQ),
+    _m("f1_binary", "F1 (positive class)", True, SEQ,
+       description="F1 of label id 1, for two-label tasks"),
+    _m("f1_macro", "macro F1", True, SEQ, description="unweighted mean of per-label F1"),
+    _m("f1_micro", "micro F1", True, SEQ),
+    _m("mcc", "MCC", True, SEQ, description="Matthews correlation coefficient"),
+    # regression
+    _m("pearson", "Pearson r", True, REG),
+    _m("spearman", "Spearman rho", True, REG),
+    _m("mse", "MSE", False, REG),
+    # token classification (seqeval, conlleval mode)
+    _m("entity_f1", "entity F1", True, TOK),
+    _m("entity_precision", "entity precision", True, TOK),
+    _m("entity_recall", "entity recall", True, TOK),
+    _m("token_accuracy", "token accuracy", True, TOK),
+    # every task's evaluation loss; causal LMs' response-token perplexity
+    _m("loss", "loss", False, SEQ, REG, TOK, LM),
+    _m("perplexity", "perplexity", False, LM),
+    _m("response_tokens", "response tokens", None, LM),
+    _m("generated", "generated answers", None, LM),
+    # generation suites (data.metrics)
+    _m("valid_json", "valid JSON", True, "suite:json"),
+    _m("schema_compliance", "schema compliance", True, "suite:json"),
+    _m("intent_accuracy", "intent accuracy", True, "suite:json"),
+    _m("json_entity_f1", "JSON entity F1", True, "suite:json",
+       description="field-level F1 of the extracted entities"),
+    _m("json_entity_precision", "JSON entity precision", True, "suite:json"),
+    _m("json_entity_recall", "JSON entity recall", True, "suite:json"),
+    _m("exact_match", "exact match", True, "suite:qa"),
+    _m("qa_f1", "QA token F1", True, "suite:qa", description="SQuAD token-overlap F1"),
+    _m("mc_accuracy", "multiple-choice accuracy", True, "suite:multiple_choice"),
+    _m("mc_extraction_rate", "answer letter found", True, "suite:multiple_choice"),
+    _m("pass@1", "pass@1", True, "suite:code"),
+    _m("code_failures", "failed tests", False, "suite:code"),
+    _m("code_errors", "errors", False, "suite:code"),
+    _m("code_timeouts", "timeouts", False, "suite:code"),
+    _m("bleu", "BLEU", True, "suite:text"),
+    _m("rougeL", "ROUGE-L", True, "suite:text"),
+)
+METRICS: dict[str, MetricInfo] = {m.name: m for m in _METRICS}
+
+# short names configs use -> the specific names, in the order they are looked for
+ALIASES: dict[str, tuple[str, ...]] = {
+    "f1": ("f1_binary", "f1_macro", "entity_f1", "qa_f1", "json_entity_f1"),
+    "precision": ("entity_precision", "json_entity_precision"),
+    "recall": ("entity_recall", "json_entity_recall"),
+}
+
+
+def metric_info(name: str) -> MetricInfo:
+    """The registry entry of `name`; a per-group metric `family/group` (e.g.
+    `mc_accuracy/physics`) shares its family's entry. Unknown names raise ConfigError."""
+    name = name.removeprefix("eval_")
+    family = name.split("/", 1)[0]
+    if family in METRICS:
+        info = METRICS[family]
+        if family == name:
+            return info
+        return MetricInfo(name, f"{info.display} ({name.split('/', 1)[1]})",
+                          info.higher_is_better, info.producers, info.description)
+    if family in ALIASES:
+        first = METRICS[ALIASES[family][0]]
+        return MetricInfo(name, name, first.higher_is_better, first.producers,
+                          f"alias of {' / '.join(ALIASES[family])}")
+    raise ConfigError(f"unknown metric {name!r}; known metrics: {', '.join(METRICS)}")
+
+
+def greater_is_better(name: str) -> bool:
+    """True when a larger value of `name` is better (ConfigError for counts and unknowns)."""
+    info = metric_info(name)
+    if info.higher_is_better is None:
+        raise ConfigError(f"{name!r} is a count, not a score: it cannot rank results")
+    return info.higher_is_better
+
+
+def is_better(value: float, other: float, name: str) -> bool:
+    """`value` is strictly better than `other` for metric `name`."""
+    return value > other if greater_is_better(name) else value < other
+
+
+def display_name(name: str) -> str:
+    try:
+        return metric_info(name).display
+    except ConfigError:
+        return name
+
+
+def resolve_metric(name: str, available: Iterable[str], *, key: str = "metric") -> str:
+    """The name in `available` that `name` asks for: itself, or the first of its alias's
+    specific names that is there. ConfigError naming `key` and listing `available` otherwise."""
+    present = list(dict.fromkeys(available))
+    wanted = name.removeprefix("eval_")
+    if wanted in present:
+        return wanted
+    for candidate in ALIASES.get(wanted, ()):
+        if candidate in present:
+            return candidate
+    scores = [m for m in present if _is_score(m)] or present
+    raise ConfigError(f"{key}: {name!r} is not a metric of these results; choose one of: "
+                      f"{', '.join(scores) or 'none'}")
+
+
+def _is_score(name: str) -> bool:
+    try:
+        return metric_info(name).is_score
+    except ConfigError:
+        return False
+
+
+def metrics_of(producer: str) -> list[str]:
+    """Every registered metric that a task (or `suite:<name>`) produces."""
+    return [m.name for m in _METRICS if producer in m.producers]
