@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from bad_input_cases import CASES, Case
 
 from loralab.cli import main
 
 from conftest import ner_rows, sentiment_rows, write_jsonl
-from bad_input_cases import CASES, Case
 
 SUBPROCESS = {"config/unknown-key", "data/missing-train-file", "fs/output-is-a-file",
               "cli/predict-batch-size-zero", "grid/shard-out-of-range", "causal/qlora-on-cpu",
