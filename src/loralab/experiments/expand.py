@@ -84,24 +84,23 @@ def build_plan(path: str | Path, overrides: list[str] | None = None, *,
         raise ConfigError(f"{path}: {len(unique)} invalid run(s) in the grid: "
                           + " | ".join(unique))
     drafts = [d for d in drafts if not excluded(d, spec.exclude)]
-    check_sources(drafts, path)
     labelled = {k for _, keys in models + datasets for k in keys}
     return GridPlan(path, spec, base, finish_runs(drafts, base, labelled))
 
 
-def check_sources(drafts: list[Draft], grid_file: Path) -> None:
+def check_sources(plan: GridPlan) -> None:
     """Every run's data files and local model folder exist, before any run folder is made
     (the full checks of data and model happen in each run, before it writes anything)."""
     seen: set[tuple[str, str]] = set()
-    for d in drafts:
-        data, name = d.config.data, d.config.model.name
+    for run in plan.runs:
+        data, name = run.config.data, run.config.model.name
         for key in ("train", "validation", "test"):
             value = getattr(data, key)
             if value and (key, value) not in seen:
                 seen.add((key, value))
                 expand_paths(value, f"data.{key}")
         if name.startswith("/") and not Path(name).exists():
-            raise ConfigError(f"{grid_file}: model.name {name}: no such folder")
+            raise ConfigError(f"{plan.source}: model.name {name}: no such folder")
 
 
 def load_base(spec: GridSpec, inline_base: dict[str, Any], grid_dir: Path) -> Config:

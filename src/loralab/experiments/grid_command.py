@@ -18,7 +18,7 @@ from loralab.atomic import atomic_write_json, atomic_write_text, check_writable_
 from loralab.config import dump_config
 from loralab.errors import UserError
 from loralab.experiments.execute import BUSY
-from loralab.experiments.expand import GridPlan, PlannedRun, build_plan
+from loralab.experiments.expand import GridPlan, PlannedRun, build_plan, check_sources
 from loralab.experiments.index import RUNS_DIR, record_run
 from loralab.experiments.records import FAILED, FINISHED
 from loralab.experiments.status import (
@@ -130,6 +130,7 @@ def run_grid(grid_file: str, output: str | None, overrides: list[str], *, dry_ru
     if dry_run:
         print_plan(plan, out)
         return 0
+    check_sources(plan)
     prepare_folders(plan, out)
     mine = shard_runs(plan.runs, slice_)
     todo, counts = [], {}

@@ -72,6 +72,7 @@ class TrainingRecipe:
         data = load_data(self.config.data, self.task.records)
         self.splits = data.splits
         self.labels = self.task.label_names(data.every_record, self.config)
+        self.check_metric_for_best()
 
     def setup_model(self) -> None:
         if self.cfg.threads:
@@ -359,7 +360,6 @@ class TrainingRecipe:
         labels, the model and its target modules, the metric to select by."""
         self.setup_data()
         self.setup_model()
-        self.check_metric_for_best()
         with self.run.writing() if self.main else nullcontext():
             if self.main:
                 self.run.start(self.config)
