@@ -4,8 +4,8 @@ Each rule becomes an `Outcome`: the value, the reference it was compared with, t
 needed (`needed`), the margin (how far on the passing side; negative: by how much it failed)
 and pass / fail / skipped. A rule against the baseline is skipped when no baseline is stored
 yet; every other rule decides. A name missing from the results or the baseline is a user
-error that lists the names present. Bounds are met within 1e-9 (relative), so a value equal to
-`baseline - 0.02` passes despite float rounding.
+error that lists the names present. Bounds are met within 1e-9 (relative): 0.30 meets
+`baseline - 0.03` for a baseline of 0.33 although 0.33 - 0.03 is 0.30000000000000004.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """What the gate shows and keeps: the terminal table and the gate.json record.
 
-    rule                              value   baseline   needed   margin  result
-    code.pass@1 >= 0.3               0.3400          –   0.3000  +0.0400  pass
-    code.pass@1 >= baseline - 0.02   0.3400     0.3500   0.3300  +0.0100  pass
-    code.pass@1 >= base + 0.05       0.3400  0.2000 (base) ...
+    rule                                  value       baseline  needed   margin  result
+    code.pass@1 >= 0.3                   0.3400              –  0.3000  +0.0400    pass
+    docstring.rougeL >= baseline * 0.98  0.4000         0.4100  0.4018  -0.0018    FAIL
+    code.pass@1 >= base + 0.05           0.3400  0.2000 (base)  0.2500  +0.0900    pass
 
 gate.json: `verdict` (pass / fail), `passed`, counts, `rules` (one object per rule:
 canonical text, as written, resolved metric, direction, value, reference, needed, margin,
