@@ -37,14 +37,14 @@ from transformers import (  # noqa: E402
 
 from loralab.config import validate_config  # noqa: E402
 from loralab.data import load_splits  # noqa: E402
-from loralab.evaluation.metrics import classification_metrics, regression_metrics  # noqa: E402
+from loralab.metrics.scores import classification_metrics, regression_metrics  # noqa: E402
 from loralab.models.sources import DEFAULT_ENCODER, resolve_model_source  # noqa: E402
 from loralab.training.recipe import train  # noqa: E402
 
 TARGETS = ["query", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
 HEAD = ["pooler", "classifier"]
 TASKS = {
-    "mrpc": ("MRPC", "sequence_classification", "f1"),
+    "mrpc": ("MRPC", "sequence_classification", "f1_binary"),
     "stsb": ("STS-B", "regression", "pearson"),
 }
 

@@ -159,7 +159,7 @@ def test_generation_metrics_and_eval_baseline_files(tiny_llama, intent_lm_files,
                        "data.metrics=[json]", "eval.generate=true", "eval.max_samples=6",
                        "eval.max_new_tokens=8")
     metrics = train(config, tmp_path / "run", progress=False)
-    for key in ("valid_json", "intent_accuracy", "entity_f1", "generated"):
+    for key in ("valid_json", "intent_accuracy", "json_entity_f1", "generated"):
         assert key in metrics["best"]
     assert metrics["best"]["generated"] == 6
     adapter = tmp_path / "run" / metrics["adapter"]
@@ -296,7 +296,7 @@ def test_specialist_grid_trains_one_adapter_per_category_and_the_base_model(
                                 "max_length": 96},
         "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
         "training": {"epochs": 1, "batch_size": 8, "learning_rate": 1e-2, "threads": 1,
-                     "metric_for_best": "accuracy"},
+                     "metric_for_best": "mc_accuracy"},
         "data": {"train": str(tmp_path / "mc" / "train.jsonl"),
                  "validation": str(tmp_path / "mc" / "eval.jsonl"),
                  "format": "multiple_choice", "response_template": "{answer}",
@@ -316,9 +316,9 @@ def test_specialist_grid_trains_one_adapter_per_category_and_the_base_model(
     assert set(metrics) == {"units-llama-r4-a8-lall-s42", "units-llama-baseline-s42",
                             "capitals-llama-r4-a8-lall-s42", "capitals-llama-baseline-s42"}
     base = metrics["units-llama-baseline-s42"]
-    assert base["steps"] == 0 and base["adapter"] is None and "accuracy" in base["best"]
+    assert base["steps"] == 0 and base["adapter"] is None and "mc_accuracy" in base["best"]
     assert metrics["units-llama-r4-a8-lall-s42"]["steps"] > 0
     assert main(["compare", str(out)]) == 0
     best = json.loads((out / "best.json").read_text())
     assert {(g["dataset"], g["metric"]) for g in best["groups"]} == {
-        ("units", "accuracy"), ("capitals", "accuracy")}
+        ("units", "mc_accuracy"), ("capitals", "mc_accuracy")}

@@ -21,9 +21,8 @@ from loralab.atomic import atomic_write_json, atomic_write_text
 from loralab.config import Config
 from loralab.evaluation.evaluate import evaluate
 from loralab.evaluation.generation_eval import generation_metrics
+from loralab.metrics.registry import higher_is_better
 from loralab.tasks import Task
-
-LOWER_IS_BETTER = ("loss", "perplexity")
 
 
 def evaluate_causal(model: torch.nn.Module, tokenizer: Any, task: Task,
@@ -57,13 +56,12 @@ def comparison_table(base: dict[str, Any], lora: dict[str, Any], header: str) ->
     lines = [header, "", "| metric | base model | LoRA adapter | delta |", "|---|---:|---:|---:|"]
     for key, value in base.items():
         other = lora.get(key)
+        direction = higher_is_better(key)
         if not isinstance(value, (int, float)) or not isinstance(other, (int, float)) \
-                or key in ("seconds", "generated", "response_tokens", "n", "examples"):
+                or direction is None:
             continue
-        better = "lower is better" if key.endswith(LOWER_IS_BETTER) else ""
-        delta = other - value
-        lines.append(f"| {key}{f' ({better})' if better else ''} | {value:.4f} | {other:.4f} | "
-                     f"{delta:+.4f} |")
+        better = " (lower is better)" if direction is False else ""
+        lines.append(f"| {key}{better} | {value:.4f} | {other:.4f} | {other - value:+.4f} |")
     return "\n".join(lines) + "\n"
 
 

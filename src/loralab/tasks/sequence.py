@@ -13,7 +13,7 @@ from transformers import DataCollatorWithPadding
 
 from loralab.config import Config
 from loralab.errors import DataError
-from loralab.evaluation.metrics import classification_metrics, regression_metrics
+from loralab.metrics.scores import classification_metrics, regression_metrics
 from loralab.tasks.base import Task
 from loralab.tasks.labels import infer_label_names, label_id, row_error
 
@@ -35,7 +35,7 @@ def encode_texts(records: list[dict], tokenizer: Any, max_length: int) -> list[d
 
 class SequenceClassificationTask(Task):
     name = "sequence_classification"
-    default_metric = "f1"
+    default_metric = "f1"  # f1_binary for two labels, f1_macro for more (registry alias)
     auto_model_class = "AutoModelForSequenceClassification"
     peft_task_type = "SEQ_CLS"
 

@@ -11,7 +11,7 @@ from transformers import DataCollatorForTokenClassification
 
 from loralab.config import Config
 from loralab.errors import DataError
-from loralab.evaluation.metrics import entity_metrics
+from loralab.metrics.scores import entity_metrics
 from loralab.tasks.base import Task
 from loralab.tasks.labels import row_error
 
@@ -51,7 +51,7 @@ def tag_spans(words: list[tuple[str, int, int]], tags: list[str],
 
 class TokenClassificationTask(Task):
     name = "token_classification"
-    default_metric = "f1"
+    default_metric = "entity_f1"
     auto_model_class = "AutoModelForTokenClassification"
     peft_task_type = "TOKEN_CLS"
 
