@@ -65,3 +65,19 @@ def test_flat_benchmark_json(tmp_path):
                            "docstring.rougeL": 0.41, "docstring.bleu": 18.5,
                            "validation.perplexity": 8.5, "validation.loss": 2.14,
                            "base.code.pass@1": 0.20, "base.docstring.rougeL": 0.30}
+
+
+def test_scoped_names_split_at_the_last_dot_and_resolve_aliases_in_their_scope():
+    from loralab.errors import ConfigError
+    from loralab.metrics.registry import resolve_scoped_metric, split_scoped_name
+
+    assert split_scoped_name("base.code.pass@1") == ("base.code", "pass@1")
+    assert split_scoped_name("Qwen2.5-0.5B/stsb.pearson") == ("Qwen2.5-0.5B/stsb", "pearson")
+    assert split_scoped_name("loss") == ("", "loss")
+    names = ["validation.f1_binary", "test.f1_macro", "validation.eval_loss", "loss"]
+    assert resolve_scoped_metric("validation.f1", names) == "validation.f1_binary"
+    assert resolve_scoped_metric("test.f1", names) == "test.f1_macro"
+    assert resolve_scoped_metric("loss", names) == "loss"
+    with pytest.raises(ConfigError, match="'final.f1' is not in these results; they hold: "
+                                          "validation.f1_binary, test.f1_macro"):
+        resolve_scoped_metric("final.f1", names)

@@ -176,18 +176,18 @@ def split_scoped_name(name: str) -> tuple[str, str]:
 
 def resolve_scoped_metric(name: str, available: Iterable[str], *, key: str = "metric") -> str:
     """The full name in `available` that `name` asks for: itself, or the same scope with the
-    metric resolved as `resolve_metric` does (`validation.f1` -> `validation.f1_binary`).
+    metric resolved as `find_metric` does (`validation.f1` -> `validation.f1_binary`).
     ConfigError naming `key` and `name` and listing every name of `available` otherwise."""
     present = list(dict.fromkeys(available))
     if name in present:
         return name
     scope, metric = split_scoped_name(name)
     same_scope = {split_scoped_name(p)[1]: p for p in present if split_scoped_name(p)[0] == scope}
-    try:
-        return same_scope[resolve_metric(metric, same_scope, key=key)]
-    except ConfigError:
+    found = find_metric(metric, same_scope)
+    if found is None:
         raise ConfigError(f"{key}: {name!r} is not in these results; they hold: "
-                          f"{', '.join(present) or 'no metrics'}") from None
+                          f"{', '.join(present) or 'no metrics'}")
+    return same_scope[found]
 
 
 def _is_score(name: str) -> bool:

@@ -41,7 +41,7 @@ from typing import Any
 import yaml
 
 from loralab.errors import ConfigError
-from loralab.metrics.registry import metric_info, split_scoped_name
+from loralab.metrics.registry import higher_is_better, split_scoped_name
 
 MIN, MAX, BASELINE, BASE = "min", "max", "baseline", "base"
 GRAMMAR = ("expected METRIC >= NUMBER, METRIC <= NUMBER, METRIC >= baseline [- N | + N | * F]"
@@ -92,10 +92,7 @@ def fmt(value: float) -> str:
 def direction(metric: str, rule: str) -> bool:
     """The registry's direction of a full name's metric; ConfigError naming the rule."""
     name = split_scoped_name(metric)[1]
-    try:
-        higher = metric_info(name).higher_is_better
-    except ConfigError:
-        higher = None
+    higher = higher_is_better(name)
     if higher is None:
         raise ConfigError(f"rule {rule!r}: the metric registry has no direction for {name!r} "
                           "(an unknown name or a count), so it cannot be compared with a "
