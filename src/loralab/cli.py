@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from loralab.errors import UserError
 from loralab.quiet import quiet_libraries
+from loralab.release_cli import add_commands as add_release_commands
 
 EXIT_USER_ERROR = 2
 
@@ -207,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     add_experiment_commands(sub)
+    add_release_commands(sub)
 
     p = sub.add_parser("data", help="data utilities")
     data_sub = p.add_subparsers(dest="data_command", required=True)
