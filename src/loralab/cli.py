@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from loralab.errors import UserError
 from loralab.quiet import quiet_libraries
+from loralab.release_cli import add_commands as add_release_commands
 
 EXIT_USER_ERROR = 2
 FILESYSTEM_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
@@ -211,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     add_experiment_commands(sub)
+    add_release_commands(sub)
 
     p = sub.add_parser("data", help="data utilities")
     data_sub = p.add_subparsers(dest="data_command", required=True)
