@@ -9,6 +9,7 @@ import json
 
 import pytest
 import torch
+from serving_helpers import make_adapter, peft_alone
 
 from loralab.config import load_config, validate_config
 from loralab.errors import UserError
@@ -17,7 +18,6 @@ from loralab.serving.encoder import EncoderEngine, EncoderRow
 from loralab.tasks import get_task
 
 from conftest import build_tiny_encoder, build_tiny_llama, sentiment_rows, write_jsonl
-from serving_helpers import make_adapter, peft_alone
 
 CPU = torch.device("cpu")
 TEXTS = ["the movie was good", "bad awful film", "john lives in paris", "a", "great plot",
