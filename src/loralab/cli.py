@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Callable
 
 from loralab.errors import UserError
+from loralab.serving.cli_args import add_commands as add_serving_commands
 
 EXIT_USER_ERROR = 2
 
@@ -223,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     add_experiment_commands(sub)
+    add_serving_commands(sub)
 
     p = sub.add_parser("data", help="data utilities")
     data_sub = p.add_subparsers(dest="data_command", required=True)

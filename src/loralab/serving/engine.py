@@ -94,6 +94,7 @@ class MixedEngine:
         self.linears: dict[str, MultiLoraLinear] = {}
         self.heads: dict[str, SlotModules] = {}
         self.slots = SlotTable()
+        self.adapter_meta: dict[int, dict] = {}              # slot -> rank, target modules
 
     # ------------------------------------------------------------------ attach / detach
     def check(self, weights: AdapterWeights) -> None:
@@ -152,6 +153,7 @@ class MixedEngine:
             for head in self.heads.values():
                 head.remove_copy(slot)
             self.slots.free(slot)
+            self.adapter_meta.pop(slot, None)
 
     def acquire(self, slot: int) -> None:
         with self.lock:

@@ -34,7 +34,7 @@ class GenerationRow:
     sampling: Sampling
     tokenizer: Any
     eos_ids: set[int]
-    on_text: Callable[[str], None] | None = None    # streamed text deltas
+    on_event: Callable[[str, str | None], None] | None = None   # (text delta, finish reason)
     cancelled: Callable[[], bool] = lambda: False
     token_ids: list[int] = field(default_factory=list)
     text: str = ""
@@ -71,7 +71,7 @@ class GenerationRow:
         return True
 
     def _stream(self, *, final: bool) -> None:
-        if self.on_text is None:
+        if self.on_event is None:
             return
         end = len(self.text)
         if not final:
@@ -79,8 +79,8 @@ class GenerationRow:
             end = max(self._sent, end - hold)
             while end > self._sent and self.text[end - 1] == "\ufffd":
                 end -= 1
-        if end > self._sent:
-            self.on_text(self.text[self._sent:end])
+        if end > self._sent or final:
+            self.on_event(self.text[self._sent:end], self.finish_reason if final else None)
             self._sent = end
 
 

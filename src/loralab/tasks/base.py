@@ -75,6 +75,10 @@ class Task(ABC):
         """The loss to optimise and its named parts to log (none for a single-term loss)."""
         return self.loss(logits, labels), {}
 
+    def records_from_text(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Records of raw user input ({"text", "text_pair"}) in the shape `encode` reads."""
+        return records
+
     def has_gold(self, record: dict[str, Any]) -> bool:
         """The record carries a gold answer to score against."""
         return (record.get("label") if "label" in record else record.get("tags")) is not None

@@ -82,6 +82,23 @@ class TokenClassificationTask(Task):
             features.append(feature)
         return features
 
+    def records_from_text(self, records):
+        """Raw text is split into words with the rule of the span data (data.split_words);
+        the words' character offsets let rendered entities point back into the text."""
+        from loralab.data import split_words
+
+        out = []
+        for record in records:
+            if record.get("text_pair") is not None:
+                raise DataError("token classification tags one text; text_pair is not "
+                                "accepted")
+            if record.get("tokens"):
+                out.append(record)
+                continue
+            words = split_words(record["text"])
+            out.append({**record, "tokens": [w for w, _, _ in words], "_words": words})
+        return out
+
     def collator(self, tokenizer):
         return DataCollatorForTokenClassification(tokenizer, label_pad_token_id=IGNORE)
 
