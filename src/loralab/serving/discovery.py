@@ -77,6 +77,9 @@ def folder_names(folders: list[Path], root: Path) -> dict[Path, str]:
 
 def describe(path: Path, name: str) -> AdapterInfo:
     """What an adapter folder holds (raises UserError when it cannot tell)."""
+    from loralab.serving.adapter_weights import read_peft_config
+
+    read_peft_config(path)                 # readable, and a kind of LoRA this server serves
     config, task_name, labels = read_adapter_metadata(path)
     task = get_task(task_name, config)
     return AdapterInfo(name, path, config, task, labels, trained_on_pairs(config))

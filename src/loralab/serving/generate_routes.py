@@ -170,7 +170,7 @@ async def stream(state: ServerState, lease: Lease, rows: list[GenerationRow], bo
                 payload = {"content": text} if chat and text else ({} if chat else text)
                 yield sse(chunk(response_id, body.model, created, index, payload, finish))
         await work
-        tokens = (prompt_tokens, count(state, lease, rows))
+        tokens = (prompt_tokens, sum(len(r.token_ids) for r in rows))
         if body.include_usage:
             yield sse(oa.usage_chunk(response_id, body.model, created, chat, tokens))
         remember(state, response_id, lease, logged, rows, body.n, chat)
@@ -182,6 +182,7 @@ async def stream(state: ServerState, lease: Lease, rows: list[GenerationRow], bo
         if not work.done():
             work.cancel()
         lease.release()
+        count(state, lease, rows)
 
 
 @router.post("/v1/completions")

@@ -113,6 +113,7 @@ class AdapterRegistry:
         self.adapters: dict[str, Entry] = {}
         self.failed: dict[str, dict[str, Any]] = {}
         self.bases: dict[str, MixedEngine] = {}       # base model name -> an engine serving it
+        self.unloaded: set[Path] = set()   # folders unloaded on request: rescans skip them
 
     # ------------------------------------------------------------------ engines
     def engine_for(self, config: Config, task_class: str) -> MixedEngine:
@@ -165,7 +166,9 @@ class AdapterRegistry:
             return entry
 
     def load_path(self, path: Path, name: str | None = None) -> Entry:
-        return self.load(describe(path, name or path.name))
+        entry = self.load(describe(path, name or path.name))
+        self.unloaded.discard(path.resolve())
+        return entry
 
     def unload(self, name: str) -> None:
         with self.admin_lock, self.lock:
@@ -173,12 +176,15 @@ class AdapterRegistry:
             if entry is None:
                 raise NotFound(f"no adapter named {name!r} is loaded")
             entry.engine.detach(entry.slot)
+            self.unloaded.add(entry.info.path.resolve())
             log.info("unloaded adapter %s", name)
 
     def rescan(self) -> dict[str, Any]:
-        """Load every adapter folder under MODELS_DIR that is not loaded yet."""
+        """Load every adapter folder under MODELS_DIR that is not loaded yet (folders unloaded
+        on request stay unloaded until they are loaded by name again)."""
         with self.admin_lock:
             loaded_paths = {e.info.path.resolve() for e in self.adapters.values()}
+            loaded_paths |= self.unloaded
             found = discover(self.models_dir, skip=loaded_paths)
             with self.lock:
                 self.failed.update(found.failed)
