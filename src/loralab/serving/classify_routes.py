@@ -107,8 +107,8 @@ async def classify(state: ServerState, adapter: str,
 
 def remember(state: ServerState, response_id: str, lease: Lease, records: list[dict],
              results: list[dict]) -> None:
-    logged = [{k: v for k, v in r.items() if k in ("text", "text_pair", "tokens")}
-              for r in records]
+    logged = [{k: v for k, v in r.items() if k in ("text", "text_pair", "tokens")
+               and v is not None} for r in records]
     state.responses.add(response_id, {
         "kind": "classify", "adapter": lease.info.name, "base": lease.info.base,
         "task": lease.info.task.name, "request": {"inputs": logged},

@@ -49,7 +49,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_feedback_export(args: argparse.Namespace) -> int:
     from loralab.serving.feedback_export import export_feedback
 
-    written = export_feedback(Path(args.db), Path(args.out), args.adapter, args.rating)
+    written = export_feedback(Path(args.db), Path(args.out), args.adapter, args.rating,
+                              args.kind)
     print(f"wrote {written} rows -> {args.out}")
     return 0
 
@@ -90,4 +91,7 @@ def add_commands(sub) -> None:
                                      "holds several)")
     q.add_argument("--rating", choices=["up", "down"], default="up",
                    help="which ratings to export (default up)")
+    q.add_argument("--kind", choices=["classify", "completion", "chat"],
+                   help="only ratings of this kind of response (needed when an adapter has "
+                        "both completion and chat ratings)")
     q.set_defaults(func=cmd_feedback_export)

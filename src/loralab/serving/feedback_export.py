@@ -8,9 +8,9 @@ shape `loralab train` reads with its default columns:
     completion       {"prompt", "response"}               model.task causal_lm
     chat completion  {"messages": [..., {"role": "assistant", "content": answer}]}
 
-The shape follows what the response holds (Task.render's output), so no task names are
-needed here. Rows of several adapters are not mixed in one file: give --adapter when the
-database holds ratings for more than one.
+(one row per choice of a generation). The shape follows what the response holds
+(Task.render's output), so no task names are needed here. Rows of several adapters, or
+completion and chat rows, are not mixed in one file: give --adapter / --kind to choose.
 """
 
 from __future__ import annotations
@@ -42,15 +42,18 @@ def training_rows(kind: str, request: dict[str, Any], response: dict[str, Any]) 
         rows = [classified_row(rec, res) for rec, res in
                 zip(request.get("inputs", []), response.get("results", []))]
         return [r for r in rows if r is not None]
+    choices = response.get("choices", [])
     if kind == "completion":
-        return [{"prompt": request["prompt"], "response": response["text"]}]
+        return [{"prompt": request["prompts"][c["prompt_index"]], "response": c["text"]}
+                for c in choices]
     if kind == "chat":
-        answer = {"role": "assistant", "content": response["text"]}
-        return [{"messages": [*request["messages"], answer]}]
+        return [{"messages": [*request["messages"], {"role": "assistant",
+                                                     "content": c["text"]}]} for c in choices]
     return []
 
 
-def read_ratings(db: Path, adapter: str | None, rating: str) -> list[sqlite3.Row]:
+def read_ratings(db: Path, adapter: str | None, rating: str,
+                 kind: str | None = None) -> list[sqlite3.Row]:
     if not db.is_file():
         raise UserError(f"feedback database not found: {db}")
     try:
@@ -61,6 +64,9 @@ def read_ratings(db: Path, adapter: str | None, rating: str) -> list[sqlite3.Row
         if adapter is not None:
             query += " AND adapter = ?"
             params.append(adapter)
+        if kind is not None:
+            query += " AND kind = ?"
+            params.append(kind)
         rows = connection.execute(query + " ORDER BY id", params).fetchall()
         connection.close()
     except sqlite3.DatabaseError as exc:
@@ -69,13 +75,17 @@ def read_ratings(db: Path, adapter: str | None, rating: str) -> list[sqlite3.Row
 
 
 def export_feedback(db: Path, out: Path, adapter: str | None = None,
-                    rating: str = "up") -> int:
+                    rating: str = "up", kind: str | None = None) -> int:
     """Write the rated pairs as JSONL; returns the number of rows written."""
-    rows = read_ratings(db, adapter, rating)
+    rows = read_ratings(db, adapter, rating, kind)
     adapters = sorted({str(r["adapter"]) for r in rows})
     if adapter is None and len(adapters) > 1:
         raise UserError(f"{db} holds {rating!r} ratings for {len(adapters)} adapters "
                         f"({', '.join(adapters[:8])}); choose one with --adapter")
+    kinds = sorted({r["kind"] for r in rows})
+    if len(kinds) > 1:
+        raise UserError(f"{db} holds {' and '.join(kinds)} ratings for this adapter, whose "
+                        "rows have different shapes; choose one with --kind")
     lines = []
     for row in rows:
         request, response = json.loads(row["request"]), json.loads(row["response"])
