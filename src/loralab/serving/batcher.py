@@ -28,17 +28,20 @@ class MicroBatcher:
     """Collects jobs for one engine and runs them in batches in one worker thread.
 
     `run(kind, rows)` runs one batch of one kind and returns one result per row.
-    `observe(kind, rows)` (optional) is told the size of every batch run.
+    `observe(kind, rows)` (optional) is told the size of every batch run; `running`
+    (optional, a gauge) counts the batches running now.
     """
 
     def __init__(self, name: str, run: Callable[[str, list[Any]], list[Any]],
                  max_batch_size: int = 64, max_wait_ms: float = 5.0,
-                 observe: Callable[[str, int], None] | None = None) -> None:
+                 observe: Callable[[str, int], None] | None = None,
+                 running: Any = None) -> None:
         self.name = name
         self.run = run
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
         self.observe = observe
+        self.running = running
         self.queue: asyncio.Queue[Job | None] = asyncio.Queue()
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"engine-{name}")
         self.task: asyncio.Task | None = None
@@ -83,6 +86,8 @@ class MicroBatcher:
                 if not rows:
                     continue
                 self.busy = True
+                if self.running is not None:
+                    self.running.inc()
                 try:
                     results = await loop.run_in_executor(self.executor, self.run, kind, rows)
                 except Exception as exc:  # noqa: BLE001 - handed to each waiting request
@@ -92,6 +97,8 @@ class MicroBatcher:
                     continue
                 finally:
                     self.busy = False
+                    if self.running is not None:
+                        self.running.dec()
                 if self.observe is not None:
                     self.observe(kind, len(rows))
                 start = 0

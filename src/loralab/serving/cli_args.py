@@ -20,7 +20,17 @@ def positive(kind: type, minimum: float = 1):
     return parse
 
 
+def check_serve_extra() -> None:
+    import importlib.util
+
+    missing = [m for m in ("fastapi", "uvicorn", "prometheus_client")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UserError(f"loralab serve needs {', '.join(missing)}: pip install 'loralab[serve]'")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    check_serve_extra()
     from loralab.serving.server import serve
     from loralab.serving.state import ServeSettings, admin_token
 
@@ -36,6 +46,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         if not torch.cuda.is_available():
             raise UserError(f"--device {args.device}: no CUDA GPU on this machine")
+    from loralab.serving.registry import base_config
+
+    for name in args.base:                    # a wrong --base fails now, not in the background
+        base_config(name)
     settings = ServeSettings(
         models_dir=models_dir.resolve(), host=args.host, port=args.port, device=args.device,
         max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,

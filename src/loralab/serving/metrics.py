@@ -30,6 +30,8 @@ class ServerMetrics:
                                  ["route"], buckets=LATENCY_BUCKETS, registry=r)
         self.batch_rows = Histogram("loralab_batch_rows", "rows per model batch",
                                     ["engine", "kind"], buckets=BATCH_BUCKETS, registry=r)
+        self.in_flight = Gauge("loralab_batches_in_flight", "model batches running now",
+                               ["engine"], registry=r)
         self.adapter_rows = Counter("loralab_adapter_rows", "inputs / sequences served per "
                                     "adapter or base model", ["adapter"], registry=r)
         self.tokens = Counter("loralab_generated_tokens", "generated tokens per model",

@@ -88,7 +88,8 @@ class ServerState:
             batcher = MicroBatcher(name, lambda kind, rows: run_rows(engine, kind, rows),
                                    self.settings.max_batch_size, self.settings.max_wait_ms,
                                    observe=lambda kind, n, name=name:
-                                   self.metrics.batch_rows.labels(name, kind).observe(n))
+                                   self.metrics.batch_rows.labels(name, kind).observe(n),
+                                   running=self.metrics.in_flight.labels(name))
             batcher.start()
             self.batchers[key] = batcher
         return self.batchers[key]
