@@ -247,3 +247,27 @@ def test_greedy_generation_of_a_mixed_batch_equals_each_row_alone(tiny_lm, tmp_p
         assert row.text == tok.decode(expected, skip_special_tokens=True)
         outputs.add(tuple(row.token_ids))
     assert len(outputs) == len(prompts)
+
+
+def test_gpt2_conv1d_layers_serve_like_peft(tmp_path):
+    """GPT-2 keeps its projections in transformers' Conv1D (weight [in, out])."""
+    import transformers
+
+    from loralab.serving.engine import MixedEngine
+
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=60, n_positions=64, n_embd=32, n_layer=2,
+                                     n_head=2)
+    transformers.GPT2LMHeadModel(config).save_pretrained(tmp_path / "gpt2")
+    adapter = make_adapter(tmp_path / "gpt2", tmp_path / "lora", "causal_lm", r=4,
+                           targets=["c_attn", "c_proj"], seed=3)
+    plain = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "gpt2").eval()
+    engine = MixedEngine(plain, CPU)
+    slot = engine.attach(read_adapter_weights(adapter, engine.module_names))
+    ids = torch.tensor([[1, 5, 9, 13, 2], [4, 4, 8, 15, 16]])
+    with engine.rows([slot, 0]):
+        mine = engine.model(input_ids=ids).logits
+    expected = peft_alone(tmp_path / "gpt2", adapter, "causal_lm", None)(input_ids=ids[:1])
+    torch.testing.assert_close(mine[:1], expected.logits, **TOL)
+    base = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "gpt2").eval()
+    torch.testing.assert_close(mine[1:], base(input_ids=ids[1:]).logits, **TOL)
