@@ -31,8 +31,8 @@ from loralab.serving.discovery import adapter_folders  # noqa: E402
 def load(models_dir: Path, causal: bool):
     import transformers
 
-    from loralab.models.adapter_io import read_adapter_metadata
     from loralab.models.sources import resolve_model_source
+    from loralab.tasks import read_adapter_metadata
 
     folders = adapter_folders(models_dir)
     config, _, labels = read_adapter_metadata(folders[0])

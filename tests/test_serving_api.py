@@ -10,8 +10,8 @@ import httpx
 import pytest
 from serving_helpers import build_models_dir, running_server
 
-from loralab.models.adapter_io import load_adapter
 from loralab.prediction import predict_records
+from loralab.tasks import load_adapter
 
 from conftest import build_tiny_encoder
 

@@ -31,7 +31,7 @@ BAD_INPUTS = [
     (["serve", "{dir}", "--port", "70000"], "--port 70000: expected 0..65535"),
     (["serve", "{dir}", "--max-batch-size", "0"], "must be at least 1"),
     (["serve", "{dir}", "--max-wait-ms", "soon"], "expected a number"),
-    (["serve", "{dir}", "--device", "tpu"], "--device tpu: expected auto, cpu, cuda"),
+    (["serve", "{dir}", "--device", "gpu"], "--device: device 'gpu': expected auto, cpu, cuda"),
     (["serve", "{dir}", "--admin-token-file", "{missing}"], "--admin-token-file"),
     (["serve", "{dir}", "--admin-token-file", "{empty}"], "is empty"),
     (["serve", "{dir}", "--base", "{missing}"], "cannot load model"),
@@ -43,7 +43,7 @@ BAD_INPUTS = [
     (["feedback", "export", "{file}", "--out", "x", "--rating", "meh"], "invalid choice"),
 ]
 if not __import__("torch").cuda.is_available():
-    BAD_INPUTS.append((["serve", "{dir}", "--device", "cuda"], "no CUDA GPU on this machine"))
+    BAD_INPUTS.append((["serve", "{dir}", "--device", "cuda"], "has no CUDA GPU"))
 
 
 @pytest.mark.parametrize("args,words", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])

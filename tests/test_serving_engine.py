@@ -144,7 +144,7 @@ def test_embeddings_of_base_rows_and_adapter_rows(tiny, seq_adapters):
 
 
 def test_a_loralab_trained_adapter_serves_like_it_predicts(tiny, tmp_path):
-    from loralab.models.adapter_io import load_adapter
+    from loralab.tasks import load_adapter
     from loralab.training.recipe import TrainingRecipe
 
     train = write_jsonl(tmp_path / "train.jsonl", sentiment_rows(64, 0))

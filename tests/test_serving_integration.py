@@ -55,9 +55,9 @@ def models(tmp_path_factory):
 
 
 def test_real_adapters_served_together(models):
-    from loralab.evaluation.generate import Decoding, generate_texts
-    from loralab.models.adapter_io import load_adapter
+    from loralab.models.generate import Decoding, generate_texts
     from loralab.prediction import predict_records
+    from loralab.tasks import load_adapter
 
     mrpc = next(models.glob("mrpc/lora_*"))
     json_adapter = next(models.glob("json/lora_*"))

@@ -35,11 +35,16 @@ def eos_ids(tokenizer: Any, model: torch.nn.Module | None = None) -> set[int]:
 
 
 def load_causal(config: Config, device: torch.device) -> tuple[torch.nn.Module, Any]:
+    """The base causal LM on `device` in the placement rule's dtype (fp32 on CPU, bf16 on
+    CUDA) and its tokenizer (pad = EOS when it has none)."""
     from loralab.models.causal import load_causal_model, load_causal_tokenizer
+    from loralab.models.placement import Placement
 
     logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)
     tokenizer = load_causal_tokenizer(config)
-    model = load_causal_model(config).to(device)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = load_causal_model(config, placement=Placement(device))
     return model, tokenizer
 
 

@@ -69,10 +69,10 @@ def classify_records(lease: Lease, inputs: list[str | PairInput]) -> list[dict[s
     records = [{"text": i, "text_pair": None} if isinstance(i, str) else
                {"text": i.text, "text_pair": i.text_pair} for i in inputs]
     if info.pairs is False and any(r["text_pair"] is not None for r in records):
-        raise ServeError(400, f"adapter {info.name!r} was trained on single texts; "
-                              "text_pair is not accepted", "inputs")
+        raise ServeError(400, f"adapter {info.name!r} ({info.task.name}) was trained on single "
+                              "texts; text_pair is not accepted", "inputs")
     try:
-        return info.task.records_from_text(records)
+        return info.task.prepare_inputs(records, info.config)
     except UserError as exc:
         raise ServeError(400, one_line(exc), "inputs") from None
 

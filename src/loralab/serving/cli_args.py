@@ -39,13 +39,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UserError(f"MODELS_DIR {models_dir} is not a folder")
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port {args.port}: expected 0..65535")
-    if args.device not in ("auto", "cpu") and not args.device.startswith("cuda"):
-        raise UserError(f"--device {args.device}: expected auto, cpu, cuda or cuda:N")
-    if args.device.startswith("cuda"):
-        import torch
+    from loralab.models.placement import resolve_device
 
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {args.device}: no CUDA GPU on this machine")
+    try:
+        resolve_device(args.device)
+    except UserError as exc:
+        raise UserError(f"--device: {exc}") from None
     from loralab.serving.registry import base_config
 
     for name in args.base:                    # a wrong --base fails now, not in the background

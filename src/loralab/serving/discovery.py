@@ -20,8 +20,7 @@ from typing import Any
 
 from loralab.config import Config
 from loralab.errors import UserError
-from loralab.models.adapter_io import read_adapter_metadata
-from loralab.tasks import Task, get_task
+from loralab.tasks import Task, get_task, read_adapter_metadata
 
 ADAPTER_CONFIG = "adapter_config.json"
 
@@ -82,15 +81,18 @@ def describe(path: Path, name: str) -> AdapterInfo:
     read_peft_config(path)                 # readable, and a kind of LoRA this server serves
     config, task_name, labels = read_adapter_metadata(path)
     task = get_task(task_name, config)
-    return AdapterInfo(name, path, config, task, labels, trained_on_pairs(config))
+    return AdapterInfo(name, path, config, task, labels, trained_on_pairs(config, task))
 
 
-def trained_on_pairs(config: Config) -> bool | None:
-    """Whether the adapter's training rows had a second text, from the first training row
-    (None when the training data is not readable here, e.g. on another machine)."""
+def trained_on_pairs(config: Config, task: Task) -> bool | None:
+    """Whether the adapter's training rows had a second text: never for tasks whose records
+    are not sentences (word tags, prompt fields); else from the first training row (None when
+    the training data is not readable here, e.g. on another machine)."""
     from loralab.data import read_file
     from loralab.data.paths import expand_paths
 
+    if task.records.kind != "sentences":
+        return False
     if config.data.columns.text_pair is not None:
         return True
     if not config.data.train:
@@ -99,7 +101,7 @@ def trained_on_pairs(config: Config) -> bool | None:
         path = expand_paths(config.data.train, "data.train")[0]
         if path.stat().st_size > 64 * 1024 * 1024:
             return None
-        rows = read_file(path, config.data, config.model.task, "train")
+        rows = read_file(path, config.data, task.records, "train")
     except (UserError, OSError, IndexError, ValueError, KeyError):
         return None
     return any(r.get("text_pair") is not None for r in rows[:1]) if rows else None

@@ -8,20 +8,11 @@ the micro-batchers and the feedback writer.
 from __future__ import annotations
 
 import logging
-import os
 
+from loralab.quiet import quiet_libraries
 from loralab.serving.state import ServeSettings
 
 GRACEFUL_SECONDS = 60
-
-
-def quiet_libraries() -> None:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import transformers
-
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    logging.getLogger("transformers").setLevel(logging.ERROR)
 
 
 def serve(settings: ServeSettings) -> int:

@@ -46,9 +46,9 @@ class ServeSettings:
 
     @property
     def torch_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+        from loralab.models.placement import resolve_device
+
+        return resolve_device(self.device)
 
 
 def admin_token(token_file: str | None) -> str | None:
