@@ -312,8 +312,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=32, help="(b) concurrent clients")
     parser.add_argument("--gen-requests", type=int, default=64, help="(c) completions")
     parser.add_argument("--gen-clients", type=int, default=16, help="(c) concurrent clients")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--workdir", default="bench_out/serving")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)   # the servers of (b) and (c) too
     if args.part in ("engine", "all"):
         engine_benchmark(args)
     if args.part in ("http", "generate", "all"):

@@ -271,3 +271,17 @@ def test_gpt2_conv1d_layers_serve_like_peft(tmp_path):
     torch.testing.assert_close(mine[:1], expected.logits, **TOL)
     base = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "gpt2").eval()
     torch.testing.assert_close(mine[1:], base(input_ids=ids[1:]).logits, **TOL)
+
+
+def test_length_batches_limit_rows_and_padding():
+    from loralab.serving.encoder import length_batches
+
+    lengths = [10] * 20 + [40] * 20 + [12]
+    batches = length_batches(lengths, max_rows=16)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert all(len(b) <= 16 for b in batches)
+    for batch in batches:
+        longest = max(lengths[i] for i in batch)
+        padding = sum(longest - lengths[i] for i in batch) / (longest * len(batch))
+        assert padding <= 0.2 or len(batch) <= 8
+    assert length_batches([5, 50, 7], max_rows=64) == [[0, 2, 1]]     # few rows: one batch

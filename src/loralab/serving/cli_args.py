@@ -45,6 +45,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         resolve_device(args.device)
     except UserError as exc:
         raise UserError(f"--device: {exc}") from None
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     from loralab.serving.registry import base_config
 
     for name in args.base:                    # a wrong --base fails now, not in the background
@@ -91,6 +95,8 @@ def add_commands(sub) -> None:
                    help="longest input text accepted (default 20000 characters)")
     p.add_argument("--max-rows", type=positive(int), default=256,
                    help="most inputs (or generated sequences) per request (default 256)")
+    p.add_argument("--threads", type=positive(int),
+                   help="CPU threads for the models (default: torch's, one per core)")
     p.add_argument("--max-tokens", type=positive(int), default=2048,
                    help="largest max_tokens a generation request may ask for (default 2048)")
     p.set_defaults(func=cmd_serve)

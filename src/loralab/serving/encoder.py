@@ -2,7 +2,9 @@
 
 Rows of any attached adapter (and base-model rows, slot 0) run in one forward pass; each row's
 logits come back sliced to its own adapter's head width. Rows are sorted by length and cut
-into batches of at most `max_batch_size`, so little compute goes to padding.
+into batches of at most `max_batch_size`; a batch is also cut where padding to the next
+(longer) row would waste more than `MAX_PADDING` of its tokens, so little compute goes to
+padding.
 """
 
 from __future__ import annotations
@@ -18,6 +20,31 @@ from loralab.models.build import new_module_names
 from loralab.models.sources import model_load_error, resolve_model_source
 from loralab.serving.engine import MixedEngine
 from loralab.tasks import Task
+
+MAX_PADDING = 0.2       # share of a batch's tokens that may be padding
+MIN_SPLIT_ROWS = 8      # never cut a batch smaller than this for padding's sake
+
+
+def length_batches(lengths: list[int], max_rows: int) -> list[list[int]]:
+    """Row indices in batches: sorted by length, at most max_rows each, cut where padding
+    would pass MAX_PADDING (batches of fewer than MIN_SPLIT_ROWS rows are not cut)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    total = 0
+    for i in order:
+        longest = lengths[i]
+        padded = (len(current) + 1) * longest
+        wasteful = current and len(current) >= MIN_SPLIT_ROWS and \
+            padded - (total + longest) > MAX_PADDING * padded
+        if current and (len(current) >= max_rows or wasteful):
+            batches.append(current)
+            current, total = [], 0
+        current.append(i)
+        total += longest
+    if current:
+        batches.append(current)
+    return batches
 
 
 @dataclass
@@ -52,9 +79,7 @@ class EncoderEngine(MixedEngine):
         self.max_batch_size = max_batch_size
 
     def _batches(self, rows: list[EncoderRow]) -> list[list[int]]:
-        order = sorted(range(len(rows)), key=lambda i: len(rows[i].feature["input_ids"]))
-        size = self.max_batch_size
-        return [order[i:i + size] for i in range(0, len(order), size)]
+        return length_batches([len(r.feature["input_ids"]) for r in rows], self.max_batch_size)
 
     def _inputs(self, rows: list[EncoderRow]) -> dict[str, torch.Tensor]:
         features = [{k: v for k, v in r.feature.items() if k != "labels" and not

@@ -24,7 +24,7 @@ from loralab.serving import openai_api as oa
 from loralab.serving.causal_engine import CausalEngine, eos_ids
 from loralab.serving.http_errors import ServeError, unless_disconnected
 from loralab.serving.registry import Lease
-from loralab.serving.sampling import GenerationRow, Sampling
+from loralab.serving.sampling import GenerationRow, Sampling, tokenizer_lock
 from loralab.serving.state import ServerState
 
 router = APIRouter()
@@ -39,7 +39,9 @@ def chat_prompt(lease: Lease, body: oa.ChatRequest) -> str:
     system = lease.info.config.data.system_prompt if lease.info else None
     if system and not any(t["role"] == "system" for t in turns):
         turns = [{"role": "system", "content": system}, *turns]
-    return tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+    with tokenizer_lock(tokenizer):
+        return tokenizer.apply_chat_template(turns, tokenize=False,
+                                             add_generation_prompt=True)
 
 
 def generation_lease(state: ServerState, body: oa.Sampled) -> Lease:
@@ -62,9 +64,9 @@ def build_rows(state: ServerState, lease: Lease, prompts: list[str], body: oa.Sa
     if len(prompts) * body.n > limits.max_rows:
         raise ServeError(413, f"{len(prompts)} prompts x n={body.n} is more than the limit "
                               f"of {limits.max_rows} sequences (--max-rows)", "n")
-    max_tokens = getattr(body, "max_completion_tokens", None) or body.max_tokens or 16
-    if max_tokens > limits.max_tokens:
-        raise ServeError(400, f"max_tokens={max_tokens} is more than the limit of "
+    asked = getattr(body, "max_completion_tokens", None) or body.max_tokens
+    if asked is not None and asked > limits.max_tokens:
+        raise ServeError(400, f"max_tokens={asked} is more than the limit of "
                               f"{limits.max_tokens}", "max_tokens")
     rows, prompt_tokens = [], 0
     eos = eos_ids(tokenizer, engine.model) | engine.eos_ids
@@ -74,7 +76,10 @@ def build_rows(state: ServerState, lease: Lease, prompts: list[str], body: oa.Sa
         if len(prompt) > limits.max_input_chars:
             raise ServeError(413, f"prompt {p} has {len(prompt)} characters, more than the "
                                   f"limit of {limits.max_input_chars}", "prompt")
-        ids = tokenizer(prompt, add_special_tokens=not chat)["input_ids"]
+        with tokenizer_lock(tokenizer):
+            ids = tokenizer(prompt, add_special_tokens=not chat)["input_ids"]
+        max_tokens = asked or default_max_tokens(chat, len(ids), engine.max_context,
+                                                 limits.max_tokens)
         if engine.max_context and len(ids) + max_tokens > engine.max_context:
             raise ServeError(400, f"prompt {p} is {len(ids)} tokens; with max_tokens="
                                   f"{max_tokens} that is more than the model's context of "
@@ -86,6 +91,14 @@ def build_rows(state: ServerState, lease: Lease, prompts: list[str], body: oa.Sa
             rows.append(GenerationRow(ids, lease.slot, sampling, tokenizer, eos,
                                       cancelled=cancelled.is_set))
     return rows, prompt_tokens
+
+
+def default_max_tokens(chat: bool, prompt: int, context: int, limit: int) -> int:
+    """OpenAI's defaults: 16 for completions; for chat, what the context has room for."""
+    if not chat:
+        return 16
+    room = context - prompt if context else limit
+    return max(1, min(limit, room))
 
 
 def remember(state: ServerState, response_id: str, lease: Lease, request: dict[str, Any],

@@ -6,11 +6,23 @@ or an incomplete UTF-8 character)."""
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+_LOCKS: dict[int, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def tokenizer_lock(tokenizer: Any) -> threading.Lock:
+    """One lock per tokenizer object: a fast tokenizer used from two threads at once (the
+    event loop encoding prompts, the engine thread decoding) can fail with "Already
+    borrowed"."""
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(id(tokenizer), threading.Lock())
 
 
 @dataclass
@@ -54,7 +66,8 @@ class GenerationRow:
         if token in self.eos_ids:
             return self.finish("stop")
         self.token_ids.append(token)
-        text = self.tokenizer.decode(self.token_ids, skip_special_tokens=True)
+        with tokenizer_lock(self.tokenizer):
+            text = self.tokenizer.decode(self.token_ids, skip_special_tokens=True)
         cuts = [text.find(s) for s in self.sampling.stop if s and s in text]
         if cuts:
             self.text = text[: min(cuts)]
