@@ -104,17 +104,18 @@ def weights_of(peft, name: str) -> AdapterWeights:
 # ---------------------------------------------------------------------------- timing
 def interleaved(variants: dict[str, Callable[[], None]], rounds: int,
                 sync: Callable[[], None] = lambda: None) -> dict[str, float]:
-    """Median seconds per call of each variant, timed round-robin."""
+    """Median seconds per call of each variant, timed round-robin, all in inference mode."""
     times: dict[str, list[float]] = {name: [] for name in variants}
-    for fn in variants.values():                     # warm-up
-        fn()
-    for _ in range(rounds):
-        for name, fn in variants.items():
-            sync()
-            start = time.perf_counter()
+    with torch.inference_mode():
+        for fn in variants.values():                     # warm-up
             fn()
-            sync()
-            times[name].append(time.perf_counter() - start)
+        for _ in range(rounds):
+            for name, fn in variants.items():
+                sync()
+                start = time.perf_counter()
+                fn()
+                sync()
+                times[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in times.items()}
 
 
@@ -233,62 +234,64 @@ def gpu_benchmark(args: argparse.Namespace) -> None:
         print("gpu: skipped: no CUDA device here (this variant runs unchanged on a CUDA "
               "machine: python benchmarks/serving.py gpu)")
         return
-    import transformers
-
-    from loralab.serving.multi_lora import BatchPlan
-
     torch.set_grad_enabled(False)
-    device, dtype = torch.device("cuda"), torch.bfloat16
-    plain = llama_1b(device, dtype)
+    device, rows, length = torch.device("cuda"), 64, 256
+    plain = llama_1b(device, torch.bfloat16)
     targets = ["q_proj", "k_proj", "v_proj", "o_proj"]
     peft = peft_with_adapters(copy.deepcopy(plain), max(COUNTS), targets, None, "CAUSAL_LM")
     engine = MixedEngine(copy.deepcopy(plain), device)
     slots = [engine.attach(weights_of(peft, f"a{i}")) for i in range(max(COUNTS))]
-    rows, length = 64, 256
     ids = torch.randint(0, 32000, (rows, length), device=device)
     base, lora = linear_flops_llama(plain, targets, 16)
     attention = 2 * 2 * length * 2048 * 22 / 2           # causal: half the score matrix
     limit = (base + attention) / (base + attention + lora)
     print(f"{torch.cuda.get_device_name()}; Llama-shaped 1.1B (random weights), bf16; "
           f"batch {rows} x {length}; arithmetic limit {limit:.4f} (linear {base / 1e9:.3f} "
-          f"GFLOP/token, LoRA {lora / 1e6:.2f} MFLOP/token)")
-    cache = transformers.DynamicCache(config=plain.config)
-    plain(input_ids=ids, use_cache=True, cache=cache, logits_to_keep=1)
-    step = {"input_ids": ids[:, :1], "position_ids": torch.full((rows, 1), length,
-                                                               device=device)}
-
-    def decode(model, **kw):
-        def run():
-            model(**step, cache=cache, use_cache=True, logits_to_keep=1, **kw)
-            cache.crop(length)
-        return run
-
+          f"GFLOP/token, LoRA {lora / 1e6:.2f} MFLOP/token, prefill attention included)")
     for phase in ("prefill", "decode"):
-        variants: dict[str, Callable[[], None]] = {}
-        for name, model in [("base", plain)]:
-            variants[name] = (lambda m=model: m(input_ids=ids, use_cache=False,
-                                                logits_to_keep=1)) if phase == "prefill" \
-                else decode(model)
-        for count in COUNTS:
-            plan = BatchPlan.of([slots[k] for k in assignments(count, rows)], device)
-            variants[f"loralab, {count} adapters"] = gpu_ours(engine, plan, phase, ids, decode)
-        for count in COUNTS:
-            names = [f"a{k}" for k in assignments(count, rows)]
-            variants[f"PEFT adapter_names, {count}"] = (
-                lambda n=names: peft(input_ids=ids, use_cache=False, logits_to_keep=1,
-                                     adapter_names=n)) if phase == "prefill" \
-                else decode(peft, adapter_names=names)
+        variants = gpu_variants(phase, plain, peft, engine, slots, ids)
         seconds = interleaved(variants, args.rounds, torch.cuda.synchronize)
         report(f"GPU {phase} step", seconds, rows, limit)
 
 
-def gpu_ours(engine, plan, phase, ids, decode):
-    """The decode loop keeps one plan across steps (gathered A/B reused), as here."""
-    inner = (lambda: engine.model(input_ids=ids, use_cache=False, logits_to_keep=1)) \
-        if phase == "prefill" else decode(engine.model)
+def gpu_variants(phase, plain, peft, engine, slots, ids) -> dict[str, Callable[[], None]]:
+    """One prefill (no cache) or one decode step (a KV cache of 256, cropped back after each
+    step) for the base model, loralab and PEFT's adapter_names."""
+    import transformers
 
+    from loralab.serving.multi_lora import BatchPlan
+
+    rows, length = ids.shape
+    device = ids.device
+    cache = transformers.DynamicCache(config=plain.config)
+    with torch.inference_mode():
+        plain(input_ids=ids, use_cache=True, cache=cache, logits_to_keep=1)
+    step = {"input_ids": ids[:, :1],
+            "position_ids": torch.full((rows, 1), length, device=device)}
+
+    def call(model, **kw):
+        if phase == "prefill":
+            return lambda: model(input_ids=ids, use_cache=False, logits_to_keep=1, **kw)
+
+        def decode():
+            model(**step, cache=cache, use_cache=True, logits_to_keep=1, **kw)
+            cache.crop(length)
+        return decode
+
+    variants: dict[str, Callable[[], None]] = {"base": call(plain)}
+    for count in COUNTS:
+        plan = BatchPlan.of([slots[k] for k in assignments(count, rows)], device)
+        variants[f"loralab, {count} adapters"] = gpu_ours(engine, plan, call(engine.model))
+    for count in COUNTS:
+        names = [f"a{k}" for k in assignments(count, rows)]
+        variants[f"PEFT adapter_names, {count}"] = call(peft, adapter_names=names)
+    return variants
+
+
+def gpu_ours(engine, plan, inner):
+    """The decode loop keeps one plan across its steps (rows' A/B gathered once), as here."""
     def run():
-        with torch.inference_mode(), engine.context.use(plan):
+        with engine.context.use(plan):
             inner()
     return run
 
