@@ -108,7 +108,7 @@ def remember(state: ServerState, response_id: str, lease: Lease, request: dict[s
     state.responses.add(response_id, {
         "kind": "chat" if chat else "completion", "adapter": lease.name,
         "base": lease.info.base if lease.info else lease.name,
-        "task": lease.info.task.name if lease.info else "causal_lm",
+        "task": lease.info.task.name if lease.info else None,
         "request": request, "response": {"choices": choices}})
 
 

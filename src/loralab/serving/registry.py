@@ -29,7 +29,8 @@ from loralab.serving.engine import MixedEngine
 from loralab.tasks import get_task
 
 log = logging.getLogger("loralab.serve")
-CAUSAL_CLASS = get_task("causal_lm").auto_model_class
+# the engine for a task's model class: decoders get the decode loop, the rest are encoders
+ENGINES: dict[str, type[MixedEngine]] = {"AutoModelForCausalLM": CausalEngine}
 
 
 @dataclass
@@ -49,7 +50,9 @@ class Entry:
                 "rank": weights.get("rank"), "target_modules": weights.get("targets"),
                 "path": str(self.info.path), "loaded_at": self.loaded_at,
                 "load_seconds": round(self.load_seconds, 3), "requests": self.requests,
-                "chat": bool(getattr(self.tokenizer, "chat_template", None))}
+                "chat": bool(getattr(self.tokenizer, "chat_template", None)),
+                "kind": "generate" if isinstance(self.engine, CausalEngine) else "classify",
+                "pairs": self.info.pairs}
 
 
 @dataclass
@@ -121,7 +124,7 @@ class AdapterRegistry:
         with self.admin_lock:
             if key not in self.engines:
                 started = time.perf_counter()
-                if task_class == CAUSAL_CLASS:
+                if ENGINES.get(task_class) is CausalEngine:
                     engine: MixedEngine = CausalEngine(config.model.name, config, self.device,
                                                        self.max_batch_size)
                 else:

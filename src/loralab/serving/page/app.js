@@ -16,11 +16,11 @@ async function loadModels() {
   select.innerHTML = "";
   models = {};
   for (const a of listing.data.filter((a) => a.status === "loaded")) {
-    const kind = a.task === "causal_lm" ? "generate" : "classify";
-    models[a.name] = {kind, task: a.task, chat: a.chat, labels: a.labels, base: a.base};
+    models[a.name] = {kind: a.kind, task: a.task, chat: a.chat, pairs: a.pairs, base: a.base};
   }
   for (const b of listing.bases) {
-    models[b.name] = {kind: b.kind, task: "base model", chat: b.chat, base: b.name};
+    models[b.name] = {kind: b.kind, task: "base model", chat: b.chat, pairs: false,
+                      base: b.name};
   }
   for (const name of Object.keys(models)) {
     const option = document.createElement("option");
@@ -40,8 +40,8 @@ function showModel() {
   const what = {classify: "classifies the input", generate: "generates a continuation",
                 embed: "returns an embedding"}[m.kind];
   $("model-info").textContent = `${m.task} on ${m.base}: ${what}`;
-  $("pair-row").style.display = m.task === "sequence_classification" ||
-    m.task === "regression" ? "block" : "none";
+  // a second text for adapters trained on pairs (or that cannot tell: pairs null)
+  $("pair-row").style.display = m.kind === "classify" && m.pairs !== false ? "block" : "none";
 }
 
 function setAnswer(html, id) {
