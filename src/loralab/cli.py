@@ -13,6 +13,7 @@ from collections.abc import Callable
 from loralab.errors import UserError
 from loralab.quiet import quiet_libraries
 from loralab.release_cli import add_commands as add_release_commands
+from loralab.serving.cli_args import add_commands as add_serving_commands
 
 EXIT_USER_ERROR = 2
 FILESYSTEM_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
@@ -213,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_experiment_commands(sub)
     add_release_commands(sub)
+    add_serving_commands(sub)
 
     p = sub.add_parser("data", help="data utilities")
     data_sub = p.add_subparsers(dest="data_command", required=True)
