@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Callable
 
 from loralab.errors import UserError
+from loralab.export.cli_args import add_commands as add_export_commands
 
 EXIT_USER_ERROR = 2
 
@@ -207,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", help="predict with an adapter; one JSON line per input")
-    p.add_argument("adapter", help="adapter folder")
+    p.add_argument("adapter", help="adapter folder, or a merged / ONNX export folder")
     p.add_argument("--text", action="append", default=[], help="input text (repeatable)")
     p.add_argument("--text-pair", action="append", default=[],
                    help="second text for pair tasks, one per --text")
@@ -223,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     add_experiment_commands(sub)
+    add_export_commands(sub)
 
     p = sub.add_parser("data", help="data utilities")
     data_sub = p.add_subparsers(dest="data_command", required=True)

@@ -127,10 +127,13 @@ def run_base_eval(base_model: str, config_path: str | None, overrides: list[str]
 
 def run_predict(adapter_path: str, texts: list[str], pairs: list[str], file: str | None,
                 batch_size: int) -> int:
+    from loralab.export.folders import is_model_export, load_export
     from loralab.models.adapter_io import load_adapter
     from loralab.prediction import predict_records, read_inputs
 
-    loaded = load_adapter(adapter_path)
+    # a merged or ONNX export predicts through the same code ("test mode" of the artefact)
+    path = Path(adapter_path)
+    loaded = load_export(path) if is_model_export(path) else load_adapter(path)
     records = read_inputs(texts, pairs, file, loaded.task.name)
     for line in predict_records(loaded, records, batch_size):
         print(json.dumps(line, ensure_ascii=False))

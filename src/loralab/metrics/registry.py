@@ -20,6 +20,7 @@ from loralab.errors import ConfigError
 
 SEQ, REG, TOK, LM = ("sequence_classification", "regression", "token_classification",
                      "causal_lm")
+FIDELITY = "fidelity"
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,20 @@ _METRICS = (
     _m("code_timeouts", "timeouts", False, "suite:code"),
     _m("bleu", "BLEU", True, "suite:text"),
     _m("rougeL", "ROUGE-L", True, "suite:text"),
+    # export fidelity (`loralab export` / `verify`): a copy's outputs against the reference's
+    _m("max_abs_diff", "max |Δ logit|", False, FIDELITY,
+       description="largest absolute logit difference over the compared positions"),
+    _m("mean_abs_diff", "mean |Δ logit|", False, FIDELITY),
+    _m("label_agreement", "label agreement", True, FIDELITY,
+       description="examples (words for token tasks) whose predicted label is the same"),
+    _m("max_value_diff", "max |Δ value|", False, FIDELITY,
+       description="largest difference of a regression output"),
+    _m("entity_agreement", "entity agreement", True, FIDELITY,
+       description="entity-level F1 of the copy's entities against the reference's"),
+    _m("next_token_agreement", "next-token agreement", True, FIDELITY,
+       description="positions whose most likely next token is the same"),
+    _m("generation_match", "greedy generations equal", True, FIDELITY,
+       description="prompts whose greedy continuation is the same text"),
 )
 METRICS: dict[str, MetricInfo] = {m.name: m for m in _METRICS}
 

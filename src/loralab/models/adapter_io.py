@@ -50,18 +50,24 @@ def save_adapter(model: PeftModel, tokenizer: Any, config: Config, labels: list[
     with atomic_directory(path) as tmp:
         model.save_pretrained(tmp, save_embedding_layers=False)  # embeddings are frozen
         tokenizer.save_pretrained(tmp)
-        mapping = {
-            "task": config.model.task,
-            "base_model": config.model.name,
-            "model_type": model_type,
-            "max_length": config.model.max_length,
-            "labels": labels,
-            "id2label": {str(i): n for i, n in enumerate(labels)} if labels else None,
-            "label2id": {n: i for i, n in enumerate(labels)} if labels else None,
-        }
-        atomic_write_text(tmp / LABELS_FILE, json.dumps(mapping, indent=2) + "\n")
-        atomic_write_text(tmp / CONFIG_FILE, dump_config(config))
+        write_task_files(tmp, config, labels, model_type)
     return path
+
+
+def write_task_files(folder: Path, config: Config, labels: list[str] | None,
+                     model_type: str) -> None:
+    """label_mapping.json and loralab_config.yaml (adapter folders and export folders)."""
+    mapping = {
+        "task": config.model.task,
+        "base_model": config.model.name,
+        "model_type": model_type,
+        "max_length": config.model.max_length,
+        "labels": labels,
+        "id2label": {str(i): n for i, n in enumerate(labels)} if labels else None,
+        "label2id": {n: i for i, n in enumerate(labels)} if labels else None,
+    }
+    atomic_write_text(folder / LABELS_FILE, json.dumps(mapping, indent=2) + "\n")
+    atomic_write_text(folder / CONFIG_FILE, dump_config(config))
 
 
 def read_adapter_metadata(path: Path) -> tuple[Config, str, list[str] | None]:
@@ -105,39 +111,51 @@ def plain_peft_labels(path: Path, task: str) -> list[str] | None:
     return None
 
 
-def load_adapter(path: str | Path, config: Config | None = None) -> LoadedAdapter:
-    """Base model + head + adapter, ready for inference (eval mode)."""
+def load_adapter(path: str | Path, config: Config | None = None, *, device: str | None = None,
+                 dtype: torch.dtype | None = None) -> LoadedAdapter:
+    """Base model + head + adapter, ready for inference (eval mode).
+
+    By default the model goes on the GPU when there is one, in the precision training uses;
+    `device` / `dtype` ask for a placement instead (the export reference: "cpu", float32).
+    A QLoRA adapter asked for in a floating `dtype` gets its base in full precision: 4-/8-bit
+    weights have no fp32 form short of de-quantising them.
+    """
     path = Path(path)
     stored, task_name, labels = read_adapter_metadata(path)
     config = config or stored
     task = get_task(task_name, config)
     if task_name == "causal_lm":
-        return load_causal_adapter(path, stored, config, task)
+        return load_causal_adapter(path, stored, config, task, device=device, dtype=dtype)
     auto_cls = getattr(transformers, task.auto_model_class)
     kwargs = head_kwargs(labels)
     source = resolve_model_source(stored.model.name)
     try:
-        base = auto_cls.from_pretrained(source, dtype=torch.float32,
+        base = auto_cls.from_pretrained(source, dtype=dtype or torch.float32,
                                         trust_remote_code=stored.model.trust_remote_code, **kwargs)
         tokenizer = transformers.AutoTokenizer.from_pretrained(
             str(path) if (path / "tokenizer_config.json").is_file() else source)
     except (OSError, ValueError) as exc:
         raise model_load_error(stored.model.name, exc) from None
     model = PeftModel.from_pretrained(base, str(path))
-    model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+    model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
     return LoadedAdapter(model, tokenizer, task, labels, config)
 
 
-def load_causal_adapter(path: Path, stored: Config, config: Config, task: Task) -> LoadedAdapter:
+def load_causal_adapter(path: Path, stored: Config, config: Config, task: Task, *,
+                        device: str | None = None,
+                        dtype: torch.dtype | None = None) -> LoadedAdapter:
     """The base causal LM (from its hub id, folder or GGUF file) with the adapter on top."""
     from loralab.models.causal import for_inference, load_causal_model, load_causal_tokenizer
 
-    base = load_causal_model(stored)
+    if dtype is not None and stored.model.quantization:
+        stored = stored.model_copy(update={"model": stored.model.model_copy(
+            update={"quantization": None})})
+    base = load_causal_model(stored, dtype=dtype)
     if (path / "tokenizer_config.json").is_file():
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
     else:
         tokenizer = load_causal_tokenizer(stored)
-    model = for_inference(PeftModel.from_pretrained(base, str(path)), stored)
+    model = for_inference(PeftModel.from_pretrained(base, str(path)), stored, device=device)
     return LoadedAdapter(model, tokenizer, task, None, config)

@@ -98,8 +98,10 @@ def load_causal_tokenizer(config: Config) -> Any:
     return tokenizer
 
 
-def load_causal_model(config: Config, name: str | None = None) -> torch.nn.Module:
-    """The base causal LM (quantised and prepared for k-bit training with QLoRA)."""
+def load_causal_model(config: Config, name: str | None = None, *,
+                      dtype: torch.dtype | None = None) -> torch.nn.Module:
+    """The base causal LM (quantised and prepared for k-bit training with QLoRA); `dtype`
+    overrides the precision rule of weights_dtype."""
     check_quantization(config)
     if name is not None:
         config = config.model_copy(update={"model": config.model.model_copy(
@@ -107,7 +109,7 @@ def load_causal_model(config: Config, name: str | None = None) -> torch.nn.Modul
     source, gguf = causal_source(config)
     kwargs: dict[str, Any] = {"revision": config.model.revision, "gguf_file": gguf,
                               "trust_remote_code": config.model.trust_remote_code,
-                              "dtype": weights_dtype(config)}
+                              "dtype": dtype or weights_dtype(config)}
     if config.model.quantization:
         kwargs.update(quantization_config=quantization_config(config.model.quantization),
                       device_map={"": torch.cuda.current_device()})
@@ -126,8 +128,10 @@ def load_causal_model(config: Config, name: str | None = None) -> torch.nn.Modul
     return model
 
 
-def for_inference(model: torch.nn.Module, config: Config) -> torch.nn.Module:
-    """On the GPU when there is one (a quantised model is already placed), in eval mode."""
+def for_inference(model: torch.nn.Module, config: Config,
+                  device: str | None = None) -> torch.nn.Module:
+    """On `device`, else the GPU when there is one (a quantised model is already placed), in
+    eval mode."""
     if not config.model.quantization:
-        model.to("cuda" if torch.cuda.is_available() else "cpu")
+        model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     return model.eval()

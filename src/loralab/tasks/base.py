@@ -84,6 +84,26 @@ class Task(ABC):
         """Training features as batched (causal_lm may pack short examples together)."""
         return features
 
+    # ---------------------------------------------------------------- comparing two models
+    # (export fidelity and `loralab verify`: the same inputs through a reference and a copy)
+    generates: bool = False  # predictions are generated text: greedy output is compared too
+
+    def text_record(self, text: str) -> dict[str, Any]:
+        """A raw input text as this task's record (for probe inputs without a data file)."""
+        return {"text": text, "text_pair": None}
+
+    def decisions(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[Any]:
+        """What each example of a batch gives its user, in a form two models' outputs can be
+        compared by; by default the evaluation predictions (label ids, values, tag ids)."""
+        return self.gather(logits, batch)
+
+    def agreement(self, reference: list[Any], candidate: list[Any],
+                  labels: list[str] | None) -> dict[str, float]:
+        """How far a copy's decisions agree with the reference's. The keys are metrics of
+        loralab.metrics.registry (producer "fidelity"): percentages or differences."""
+        same = sum(r == c for r, c in zip(reference, candidate))
+        return {"label_agreement": 100.0 * same / max(len(reference), 1)}
+
     # ---------------------------------------------------------------- helpers shared by tasks
     def baseline_metrics(self, encoded: list[dict[str, Any]],
                          labels: list[str] | None) -> dict[str, Any]:

@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from loralab.config import Config
+from loralab.errors import UserError
 from loralab.tasks.base import Task
-from loralab.tasks.sft_format import IGNORE, PromptFormat, encode_sft, pack
+from loralab.tasks.sft_format import IGNORE, PromptFormat, encode_sft, pack, template_fields
 
 
 class CausalCollator:
@@ -103,6 +104,7 @@ class CausalLMTask(Task):
     # no KV cache while training or scoring: it is unused, and without it transformers reads
     # packed rows' restarting position_ids as separate sequences (block-diagonal attention)
     model_kwargs = {"use_cache": False}
+    generates = True
 
     def __init__(self) -> None:
         self.config: Config | None = None
@@ -189,3 +191,27 @@ class CausalLMTask(Task):
 
     def baseline_metrics(self, encoded, labels):
         return {}
+
+    # ------------------------------------------------------------------ comparing two models
+    def text_record(self, text):
+        """The text fills the prompt template's one field, or is the prompt itself."""
+        fields = {f.split(".")[0].split("[")[0]
+                  for f in template_fields(self.format.prompt_template or "")}
+        if not fields:
+            return {"prompt": text}
+        if len(fields) == 1:
+            return {next(iter(fields)): text}
+        raise UserError(f"the adapter's prompt template needs the fields "
+                        f"{', '.join(sorted(fields))}: give them as columns of an inputs file")
+
+    def decisions(self, logits, batch):
+        """The most likely next token at every attended position."""
+        best = logits.argmax(-1)
+        mask = batch["attention_mask"].bool()
+        return [best[i][mask[i]].tolist() for i in range(best.shape[0])]
+
+    def agreement(self, reference, candidate, labels):
+        same = sum(r == c for ref, cand in zip(reference, candidate)
+                   for r, c in zip(ref, cand))
+        total = sum(max(len(r), len(c)) for r, c in zip(reference, candidate))
+        return {"next_token_agreement": 100.0 * same / max(total, 1)}

@@ -1,0 +1,125 @@
+"""The inputs a reference and its copy both see, in this order of preference:
+
+    --inputs FILE       a .txt file (one text per line) or a data file in the task's format
+    validation data     the split the adapter's loralab_config.yaml names (or holds out)
+    generated text      fixed sentences plus seeded random token sequences from the tokenizer
+
+Encoder tasks take up to 128 examples, causal LMs 16 (their logits span the vocabulary); the
+first few causal examples' prompts are also continued greedily.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from loralab.config import Config, DataConfig
+from loralab.errors import UserError
+from loralab.tasks import Task
+from loralab.training.batches import model_inputs_collator
+
+SENTENCES = (
+    "The service was quick and the staff were friendly.",
+    "I would not recommend this place to anyone.",
+    "John Smith moved to London in March to work at Acme Corp.",
+    "What time does the next train to Paris leave?",
+    "The quarterly results beat expectations, the company said on Monday.",
+    "Please send the invoice to alice@example.com before Friday.",
+    "It was fine, nothing special.",
+    "Write a function that returns the sum of two numbers.",
+    "The capital of France is",
+    "Shares fell sharply after the announcement.",
+    "Can you help me book a flight to Berlin?",
+    "This is the best film I have seen all year!",
+)
+MAX_EXAMPLES = 128
+MAX_GENERATIVE_EXAMPLES = 16
+GENERATION_PROMPTS = 4
+
+
+@dataclass
+class ProbeInputs:
+    description: str          # where the inputs came from, for export.json and the terminal
+    features: list[dict[str, Any]]
+    batch_size: int
+    notes: list[str] = field(default_factory=list)
+
+    def batches(self, task: Task, tokenizer: Any) -> list[dict[str, torch.Tensor]]:
+        collate = model_inputs_collator(task.collator(tokenizer))
+        return [collate(self.features[i:i + self.batch_size])
+                for i in range(0, len(self.features), self.batch_size)]
+
+    def prompts(self) -> list[list[int]]:
+        """Prompt token ids of the first examples (causal LMs: the part before the answer)."""
+        return [f["input_ids"][:f.get("_prompt_length", len(f["input_ids"]))]
+                for f in self.features[:GENERATION_PROMPTS]]
+
+
+def probe_inputs(task: Task, tokenizer: Any, labels: list[str] | None, config: Config,
+                 inputs: Path | None) -> ProbeInputs:
+    notes: list[str] = []
+    if inputs is not None:
+        records, description = file_records(task, inputs), f"inputs file {inputs}"
+    else:
+        records, description = validation_records(task, config, notes)
+    if not records:
+        records, description = generated_records(task, tokenizer), "generated text"
+    limit = MAX_GENERATIVE_EXAMPLES if task.generates else MAX_EXAMPLES
+    records = records[:limit]
+    features = task.encode(records, tokenizer, labels, config.model.max_length)
+    if not features:
+        raise UserError(f"no usable example in the {description} to compare the models on")
+    batch_size = 4 if task.generates else 32
+    return ProbeInputs(f"{description} ({len(features)} examples)", features, batch_size,
+                       notes)
+
+
+def file_records(task: Task, path: Path) -> list[dict[str, Any]]:
+    if path.suffix == ".txt":
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+        return [{**task.text_record(line), "_src": f"{path}:{i}"}
+                for i, line in enumerate(lines, start=1) if line.strip()]
+    from loralab.data import read_file
+
+    return read_file(path, DataConfig(), task.name, "test")
+
+
+def validation_records(task: Task, config: Config,
+                       notes: list[str]) -> tuple[list[dict[str, Any]], str]:
+    """The adapter's own validation split, when its config names data that can be read here."""
+    if not (config.data.train or config.data.hub):
+        return [], ""
+    from loralab.data import load_splits
+
+    try:
+        records = load_splits(config.data, config.model.task).get("validation") or []
+    except (UserError, OSError) as exc:
+        notes.append(f"the adapter's validation data could not be read here ({exc}); "
+                     "generated text was used instead")
+        return [], ""
+    source = config.data.validation or config.data.hub or config.data.train
+    return records, f"validation data {source}"
+
+
+def generated_texts(tokenizer: Any, count: int = 20, seed: int = 0) -> list[str]:
+    """The fixed sentences, then seeded random sequences of the tokenizer's own tokens (so a
+    tiny vocabulary still gets inputs it knows)."""
+    rng = random.Random(seed)
+    special = set(tokenizer.all_special_ids)
+    ids = [i for i in range(len(tokenizer)) if i not in special]
+    texts = list(SENTENCES)
+    while len(texts) < count and ids:
+        sample = [rng.choice(ids) for _ in range(rng.randint(4, 24))]
+        text = tokenizer.decode(sample, skip_special_tokens=True).strip()
+        if text:
+            texts.append(text)
+    return texts
+
+
+def generated_records(task: Task, tokenizer: Any) -> list[dict[str, Any]]:
+    return [{**task.text_record(text), "_src": f"generated:{i}"}
+            for i, text in enumerate(generated_texts(tokenizer), start=1)]

@@ -1,0 +1,60 @@
+"""The source adapter of an export: its reference load and the identity of its weights.
+
+The reference is always base + adapter in PyTorch, fp32, on the CPU: the most exact form of the
+model, whatever precision the export is written in or the machine has.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from loralab.errors import UserError
+from loralab.models.adapter_io import LoadedAdapter, load_adapter
+
+WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
+RUN_METRICS = "metrics.json"
+
+
+def weights_file(adapter: Path) -> Path:
+    for name in WEIGHT_FILES:
+        if (adapter / name).is_file():
+            return adapter / name
+    raise UserError(f"{adapter}: no adapter weights ({' or '.join(WEIGHT_FILES)})")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def source_identity(adapter: Path) -> dict[str, str]:
+    """{"path", "weights_file", "sha256"} of the adapter folder."""
+    weights = weights_file(adapter)
+    return {"path": str(adapter.resolve()), "weights_file": weights.name,
+            "sha256": sha256_file(weights)}
+
+
+def load_reference(adapter: Path) -> LoadedAdapter:
+    return load_adapter(adapter, device="cpu", dtype=torch.float32)
+
+
+def run_metrics(adapter: Path) -> dict[str, Any] | None:
+    """The run folder's metrics.json when the adapter sits in one (its parent folder)."""
+    path = adapter.resolve().parent / RUN_METRICS
+    if not path.is_file():
+        return None
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(metrics, dict) or metrics.get("adapter") != adapter.resolve().name:
+        return None  # a metrics.json of another run, or no adapter of this run
+    return metrics
