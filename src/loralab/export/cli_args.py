@@ -6,6 +6,9 @@ import argparse
 import shlex
 from pathlib import Path
 
+ATOL_HELP = ("largest allowed |logit difference| (default: allclose with atol=rtol=1e-4 for "
+             "fp32, see docs/export.md for fp16 / bf16)")
+
 
 def cmd_export(args: argparse.Namespace) -> int:
     from loralab.export.export_command import ExportRequest, run_export
@@ -52,9 +55,7 @@ def add_commands(sub) -> None:
     p.add_argument("--inputs", help="inputs for the fidelity check: a .txt file (one text a "
                                     "line) or a data file (default: the adapter's validation "
                                     "data, else generated text)")
-    p.add_argument("--atol", type=float,
-                   help="largest allowed |logit difference| (default 1e-4 fp32, 5e-2 fp16, "
-                        "2.5e-1 bf16)")
+    p.add_argument("--atol", type=float, help=ATOL_HELP)
     p.add_argument("--force", action="store_true",
                    help="write the export even when it fails the fidelity check (recorded in "
                         "export.json)")
@@ -67,7 +68,7 @@ def add_commands(sub) -> None:
     p.add_argument("--against", help="source adapter folder (default: the one export.json "
                                      "names); a plain PEFT adapter works too")
     p.add_argument("--inputs", help="inputs file, as for export")
-    p.add_argument("--atol", type=float, help="largest allowed |logit difference|")
+    p.add_argument("--atol", type=float, help=ATOL_HELP)
     p.add_argument("--runtime", metavar="onnxruntime|torch",
                    help="runtime of the export (default: onnxruntime for ONNX, torch "
                         "otherwise)")

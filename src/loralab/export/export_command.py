@@ -78,7 +78,7 @@ def export_model(request: ExportRequest, loaded: LoadedAdapter, manifest: dict[s
     task, tokenizer = loaded.task, loaded.tokenizer
     probe = probe_inputs(task, tokenizer, loaded.labels, loaded.config, request.inputs)
     batches = probe.batches(task, tokenizer)
-    reference = run_model(loaded.model, task, batches, probe.prompts(), tokenizer.eos_token_id)
+    reference = run_model(loaded.model, task, batches, probe.prompts(), tokenizer)
     if request.dtype != "fp32":
         warn(f"merging for {request.dtype}: the merge runs in fp32 and the merged weights are "
              f"then rounded to {request.dtype}, which moves outputs (known drift); the check "
@@ -92,7 +92,7 @@ def export_model(request: ExportRequest, loaded: LoadedAdapter, manifest: dict[s
             write_model_files(tmp, request, merged, loaded, batches, manifest)
             del merged
             candidate = run_model(open_model(tmp, request.fmt, task), task, batches,
-                                  probe.prompts(), tokenizer.eos_token_id)
+                                  probe.prompts(), tokenizer)
             report = checked(reference, candidate, loaded, batches, request, problems)
             record_fidelity(manifest, report, probe, reference, candidate, request.force)
             atomic_write_text(tmp / "README.md",

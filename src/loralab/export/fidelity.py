@@ -11,7 +11,7 @@ A logit passes when |Δ| <= atol + rtol * scale, where scale is the largest |ref
 its position (torch.allclose's rule, measured against the logit vector's size: a logit near 0
 is a sum of terms as large as its neighbours', and carries their rounding). A regression head's
 value is its logit, so the same rule checks it. Agreement figures must reach min_agreement.
-Defaults per export dtype (--atol replaces atol):
+`--atol X` replaces the rule by a plain |Δ| <= X (rtol 0). Defaults per export dtype:
     fp32   atol 1e-4, rtol 1e-4, agreement 100 %, every greedy continuation equal: PEFT's own
            merge tests compare merged and unmerged logits with allclose(atol=1e-4, rtol=1e-4);
            fp32 re-orderings (merged matmuls, ONNX Runtime's kernels) stay inside it.
@@ -51,7 +51,7 @@ DEFAULT_TOLERANCE = {
 
 def tolerance_for(dtype: str, atol: float | None) -> Tolerance:
     default = DEFAULT_TOLERANCE[dtype]
-    return default if atol is None else replace(default, atol=atol)
+    return default if atol is None else replace(default, atol=atol, rtol=0.0)
 
 
 @dataclass

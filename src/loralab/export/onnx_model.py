@@ -2,8 +2,8 @@
 fidelity check and `verify` run an ONNX export through the same code as a PyTorch model.
 
     model(input_ids=..., attention_mask=...).logits     a torch tensor (fp32 on the CPU)
-    model.generate(input_ids, attention_mask, max_new_tokens=...)   greedy only, row by row,
-        each step a full forward pass (the graph has no KV cache)
+    model.generate(input_ids, attention_mask, max_new_tokens=...)   greedy only; each step is
+        one full right-padded forward pass of every row (the graph has no KV cache)
 """
 
 from __future__ import annotations
@@ -53,28 +53,34 @@ class OnnxModel(torch.nn.Module):
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                 max_new_tokens: int = 32, eos_token_id: int | None = None,
+                 max_new_tokens: int = 32, eos_token_id: int | list[int] | None = None,
                  pad_token_id: int | None = None, do_sample: bool = False,
                  **_ignored: Any) -> torch.Tensor:
-        """Greedy continuation of each (left-padded) row; returns prompt + new tokens like
-        transformers' generate (finished rows padded with pad_token_id)."""
+        """Greedy continuation of every (left-padded) row; returns the rows followed by their
+        new tokens, like transformers' generate (finished rows padded with pad_token_id)."""
         if do_sample:
             raise UserError("an ONNX export generates greedily only; set eval.do_sample: false")
         mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
         stops = set(eos_token_id if isinstance(eos_token_id, (list, tuple)) else
-                    [eos_token_id])
-        pad = pad_token_id if pad_token_id is not None else min(
-            (s for s in stops if s is not None), default=0)
-        rows = []
-        for ids, keep in zip(input_ids, mask.bool()):
-            prompt = ids[keep].tolist()
-            new: list[int] = []
-            for _ in range(max_new_tokens):
-                x = torch.tensor([prompt + new], dtype=torch.long)
-                token = int(self(input_ids=x, attention_mask=torch.ones_like(x)).logits[0, -1]
-                            .argmax())
-                new.append(token)
-                if token in stops:
-                    break
-            rows.append(new + [pad] * (max_new_tokens - len(new)))
-        return torch.cat([input_ids, torch.tensor(rows, dtype=input_ids.dtype)], dim=1)
+                    [eos_token_id]) - {None}
+        pad = pad_token_id if pad_token_id is not None else min(stops, default=0)
+        rows = [ids[keep].tolist() for ids, keep in zip(input_ids, mask.bool())]
+        starts = [len(r) for r in rows]
+        done = [False] * len(rows)
+        for _ in range(max_new_tokens):
+            if all(done):
+                break
+            for i, token in enumerate(self.next_tokens(rows, pad)):
+                if not done[i]:
+                    rows[i].append(token)
+            done = [d or r[-1] in stops for d, r in zip(done, rows)]
+        new = [r[s:] + [pad] * (max_new_tokens - len(r) + s) for r, s in zip(rows, starts)]
+        return torch.cat([input_ids, torch.tensor(new, dtype=input_ids.dtype)], dim=1)
+
+    def next_tokens(self, rows: list[list[int]], pad: int) -> list[int]:
+        """The most likely next token of each row: one right-padded pass (no KV cache)."""
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], dtype=torch.long)
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+        logits = self(input_ids=ids, attention_mask=mask).logits
+        return [int(logits[i, len(r) - 1].argmax()) for i, r in enumerate(rows)]

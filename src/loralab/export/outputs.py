@@ -1,6 +1,9 @@
 """One model's outputs on the probe inputs: logits, the task's decisions, greedy continuations,
 and how long the forward passes took.
 
+Greedy continuations come from each model's own `generate`: transformers' (with its KV cache)
+for PyTorch models, the no-cache loop of loralab.export.onnx_model for an ONNX graph.
+
 A "model" here is anything called like a transformers model that returns `.logits`: a PeftModel,
 a merged transformers model, or an ONNX Runtime session behind loralab.export.onnx_model.
 """
@@ -43,23 +46,22 @@ def logits_of(model: Any, batch: dict[str, torch.Tensor], task: Task) -> torch.T
 
 
 @torch.no_grad()
-def greedy_continuation(model: Any, prompt: list[int], task: Task, eos_id: int | None,
+def greedy_continuation(model: Any, prompt: list[int], tokenizer: Any,
                         new_tokens: int = NEW_TOKENS) -> list[int]:
-    """Greedy decoding by full forward passes (no KV cache): the same loop for every runtime,
-    so a difference in the text is a difference in the model."""
-    ids = list(prompt)
-    for _ in range(new_tokens):
-        x = torch.tensor([ids], dtype=torch.long)
-        logits = model(input_ids=x, attention_mask=torch.ones_like(x), **task.model_kwargs).logits
-        token = int(logits[0, -1].argmax())
-        if token == eos_id:
-            break
-        ids.append(token)
-    return ids[len(prompt):]
+    """The greedy continuation of one prompt by the model's own `generate` (transformers' with
+    its KV cache; an ONNX export's no-cache loop), stopping at EOS."""
+    ids = torch.tensor([prompt], dtype=torch.long)
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                         max_new_tokens=new_tokens, do_sample=False,
+                         eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, temperature=None, top_p=None,
+                         top_k=None)
+    new = out[0, len(prompt):].tolist()
+    return new[:new.index(tokenizer.eos_token_id)] if tokenizer.eos_token_id in new else new
 
 
 def run_model(model: Any, task: Task, batches: list[dict[str, torch.Tensor]],
-              prompts: list[list[int]], eos_id: int | None) -> ModelOutputs:
+              prompts: list[list[int]], tokenizer: Any) -> ModelOutputs:
     logits, decisions = [], []
     if batches:
         logits_of(model, batches[0], task)  # warm-up: first calls pay one-off set-up costs
@@ -69,7 +71,7 @@ def run_model(model: Any, task: Task, batches: list[dict[str, torch.Tensor]],
         logits.append(out)
         decisions.extend(task.decisions(out, batch))
     seconds = time.perf_counter() - start
-    continuations = [greedy_continuation(model, p, task, eos_id) for p in prompts] \
+    continuations = [greedy_continuation(model, p, tokenizer) for p in prompts] \
         if task.generates else []
     examples = sum(int(b["input_ids"].shape[0]) for b in batches)
     return ModelOutputs(getattr(model, "runtime", "torch"), logits, decisions, continuations,

@@ -4,8 +4,9 @@
     validation data     the split the adapter's loralab_config.yaml names (or holds out)
     generated text      fixed sentences plus seeded random token sequences from the tokenizer
 
-Encoder tasks take up to 128 examples, causal LMs 16 (their logits span the vocabulary); the
-first few causal examples' prompts are also continued greedily.
+Encoder tasks take up to 128 examples. Causal LMs take 8, each cut to its last tokens so that
+the stored logits (positions x vocabulary, for both models) stay within LOGIT_BUDGET; the first
+four examples' full prompts are also continued greedily.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ SENTENCES = (
     "This is the best film I have seen all year!",
 )
 MAX_EXAMPLES = 128
-MAX_GENERATIVE_EXAMPLES = 16
+MAX_GENERATIVE_EXAMPLES = 8
 GENERATION_PROMPTS = 4
+LOGIT_BUDGET = 48_000_000  # logits kept per model: 192 MB in fp32
 
 
 @dataclass
@@ -47,6 +49,7 @@ class ProbeInputs:
     features: list[dict[str, Any]]
     batch_size: int
     notes: list[str] = field(default_factory=list)
+    prompt_ids: list[list[int]] = field(default_factory=list)  # generative tasks only
 
     def batches(self, task: Task, tokenizer: Any) -> list[dict[str, torch.Tensor]]:
         collate = model_inputs_collator(task.collator(tokenizer))
@@ -54,9 +57,8 @@ class ProbeInputs:
                 for i in range(0, len(self.features), self.batch_size)]
 
     def prompts(self) -> list[list[int]]:
-        """Prompt token ids of the first examples (causal LMs: the part before the answer)."""
-        return [f["input_ids"][:f.get("_prompt_length", len(f["input_ids"]))]
-                for f in self.features[:GENERATION_PROMPTS]]
+        """Prompt token ids to continue greedily (causal LMs: the part before the answer)."""
+        return self.prompt_ids
 
 
 def probe_inputs(task: Task, tokenizer: Any, labels: list[str] | None, config: Config,
@@ -73,9 +75,25 @@ def probe_inputs(task: Task, tokenizer: Any, labels: list[str] | None, config: C
     features = task.encode(records, tokenizer, labels, config.model.max_length)
     if not features:
         raise UserError(f"no usable example in the {description} to compare the models on")
-    batch_size = 4 if task.generates else 32
-    return ProbeInputs(f"{description} ({len(features)} examples)", features, batch_size,
-                       notes)
+    if not task.generates:
+        return ProbeInputs(f"{description} ({len(features)} examples)", features, 32, notes)
+    prompts = [f["input_ids"][:f.get("_prompt_length", len(f["input_ids"]))]
+               for f in features[:GENERATION_PROMPTS]]
+    keep = max(8, LOGIT_BUDGET // (len(features) * max(len(tokenizer), 1)))
+    if any(len(f["input_ids"]) > keep for f in features):
+        notes.append(f"the logit comparison reads the last {keep} tokens of each example "
+                     "(memory budget); greedy continuations use the full prompts")
+        features = [last_tokens(f, keep) for f in features]
+    return ProbeInputs(f"{description} ({len(features)} examples)", features, 4, notes,
+                       prompts)
+
+
+def last_tokens(feature: dict[str, Any], keep: int) -> dict[str, Any]:
+    """The feature's last `keep` positions (every per-token list is cut alike)."""
+    width = len(feature["input_ids"])
+    start = max(width - keep, 0)
+    return {k: v[start:] if isinstance(v, list) and len(v) == width else v
+            for k, v in feature.items() if k != "_prompt_length"}
 
 
 def file_records(task: Task, path: Path) -> list[dict[str, Any]]:

@@ -97,7 +97,7 @@ def run_verify(export_dir: str, against: str | None, inputs: str | None, atol: f
     tokenizer = open_tokenizer(folder, fallback=loaded.tokenizer)
     probe = probe_inputs(task, tokenizer, labels, loaded.config, inputs_path)
     batches = probe.batches(task, tokenizer)
-    reference = run_model(loaded.model, task, batches, probe.prompts(), tokenizer.eos_token_id)
+    reference = run_model(loaded.model, task, batches, probe.prompts(), tokenizer)
     loaded.model = None
     candidate = run_model(open_model(folder, fmt, task), task, batches, probe.prompts(),
                           tokenizer.eos_token_id)
