@@ -188,6 +188,14 @@ def test_drift_beyond_tolerance_exits_1_and_writes_nothing_unless_forced(adapter
     assert info["fidelity"]["failures"]
 
 
+def test_overwrite_replaces_a_finished_export(adapters, tmp_path):
+    adapter, out = adapters["regression"], tmp_path / "out"
+    assert export(adapter, out, "peft") == 0
+    assert export(adapter, out, "merged", "--overwrite") == 0
+    assert manifest(out)["format"] == "merged" and not (out / "adapter_config.json").exists()
+    assert not list(tmp_path.glob(".*"))
+
+
 def test_inputs_file_replaces_the_validation_data(adapters, tmp_path):
     inputs = tmp_path / "probe.txt"
     inputs.write_text("the film was great\n\nawful plot\n")

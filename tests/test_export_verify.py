@@ -27,7 +27,7 @@ def adapter(tiny_bert, tmp_path_factory):
 @pytest.fixture(scope="module")
 def exports(adapter, tmp_path_factory):
     root = tmp_path_factory.mktemp("verify-exports")
-    for fmt in ("merged", "onnx"):
+    for fmt in ("merged", "onnx", "peft"):
         assert main(["export", str(adapter), "--format", fmt, "--output", str(root / fmt)]) == 0
     return root
 
@@ -38,7 +38,7 @@ def copy_export(exports, fmt, tmp_path):
     return shutil.copytree(exports / fmt, tmp_path / fmt)
 
 
-@pytest.mark.parametrize("fmt", ["merged", "onnx"])
+@pytest.mark.parametrize("fmt", ["merged", "onnx", "peft"])
 def test_verify_prints_the_table_and_writes_verify_json(exports, tmp_path, fmt, capsys):
     folder = copy_export(exports, fmt, tmp_path)
     assert main(["verify", str(folder)]) == 0
@@ -52,6 +52,8 @@ def test_verify_prints_the_table_and_writes_verify_json(exports, tmp_path, fmt, 
     assert result["fidelity"]["passed"] and result["runtime"] == runtime
     assert result["same_source_as_export"] is True
     assert result["export_examples_per_second"] > 0
+    assert oct((folder / "export.json").stat().st_mode & 0o044) == oct(0o044)  # others read
+    assert all(p.stat().st_mode & 0o004 for p in folder.iterdir())
 
 
 def test_a_perturbed_weight_in_a_merged_export_fails_verify(exports, tmp_path, capsys):
