@@ -37,15 +37,17 @@ from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments  # n
 
 from loralab.config import load_config  # noqa: E402
 from loralab.data.synth_json import write_json_extraction_dataset  # noqa: E402
-from loralab.evaluation.causal_report import run_causal_eval  # noqa: E402
+from loralab.evaluation.eval_run import run_eval  # noqa: E402
 from loralab.models.causal import load_causal_model  # noqa: E402
+from loralab.models.placement import Placement  # noqa: E402
 from loralab.training.recipe import TrainingRecipe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = {"json": ROOT / "examples" / "json_extraction_smollm2.yaml",
             "xquad": ROOT / "examples" / "xquad_smollm2.yaml"}
-SHOWN = {"json": ("valid_json", "schema_compliance", "intent_accuracy", "entity_f1", "loss"),
-         "xquad": ("exact_match", "f1", "loss")}
+SHOWN = {"json": ("valid_json", "schema_compliance", "intent_accuracy", "json_entity_f1",
+                  "loss"),
+         "xquad": ("exact_match", "qa_f1", "loss")}
 
 
 def task_config(task: str, args: argparse.Namespace, out: Path):
@@ -71,7 +73,7 @@ def train_loralab(config, out: Path) -> tuple[TrainingRecipe, dict]:
 def train_plain(config, recipe: TrainingRecipe, out: Path) -> dict:
     """PEFT + Trainer on the same examples, padded to max_length (fixed-shape batches)."""
     torch.manual_seed(config.training.seed)
-    model = load_causal_model(config)
+    model = load_causal_model(config, placement=Placement.resolve())
     # a GGUF model keeps its (de-quantising) loader's quantizer, which Trainer refuses to train;
     # the weights are plain fp32 by now, which is what loralab trains too
     model.hf_quantizer, model.is_quantized = None, False
@@ -102,9 +104,9 @@ def compare(config, recipe: TrainingRecipe, args: argparse.Namespace, out: Path)
     records = recipe.splits["validation"][:args.eval_samples]
     cfg = config.model_copy(update={"eval": config.eval.model_copy(
         update={"max_samples": args.eval_samples})})
-    return run_causal_eval(model, recipe.built.tokenizer, recipe.task, records, cfg,
-                           baseline=True, has_adapter=True, output=out, progress=False,
-                           source={"split": "validation"})
+    return run_eval(model, recipe.built.tokenizer, recipe.task, records, cfg, labels=None,
+                    baseline=True, has_adapter=True, output=out, progress=False,
+                    source={"split": "validation"})
 
 
 def run_task(task: str, args: argparse.Namespace) -> dict:

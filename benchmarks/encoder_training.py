@@ -37,14 +37,15 @@ from transformers import (  # noqa: E402
 
 from loralab.config import validate_config  # noqa: E402
 from loralab.data import load_splits  # noqa: E402
-from loralab.evaluation.metrics import classification_metrics, regression_metrics  # noqa: E402
+from loralab.metrics.scores import classification_metrics, regression_metrics  # noqa: E402
 from loralab.models.sources import DEFAULT_ENCODER, resolve_model_source  # noqa: E402
+from loralab.tasks import get_task  # noqa: E402
 from loralab.training.recipe import train  # noqa: E402
 
 TARGETS = ["query", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
 HEAD = ["pooler", "classifier"]
 TASKS = {
-    "mrpc": ("MRPC", "sequence_classification", "f1"),
+    "mrpc": ("MRPC", "sequence_classification", "f1_binary"),
     "stsb": ("STS-B", "regression", "pearson"),
 }
 
@@ -91,7 +92,7 @@ class EpochTimer(TrainerCallback):
 def plain_peft_trainer(task: str, args: argparse.Namespace, workdir: Path) -> dict:
     """The script a PEFT user writes: pad to 128, Trainer, evaluate each epoch."""
     config = validate_config(raw_config(task, args))
-    splits = load_splits(config.data, config.model.task)  # same rows as loralab reads
+    splits = load_splits(config.data, get_task(config.model.task).records)  # loralab's rows
     regression = config.model.task == "regression"
     labels = None if regression else sorted({r["label"] for r in splits["train"]})
     source = resolve_model_source(DEFAULT_ENCODER)

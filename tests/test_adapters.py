@@ -5,9 +5,8 @@ import torch
 
 from loralab.config import load_config
 from loralab.errors import ConfigError
-from loralab.models.adapter_io import load_adapter
-from loralab.models.build import build_model
-from loralab.tasks import get_task
+from loralab.models.placement import Placement
+from loralab.tasks import get_task, load_adapter
 from loralab.training.recipe import TrainingRecipe
 
 from conftest import build_tiny_encoder
@@ -35,7 +34,8 @@ def relative(name: str) -> str:
 
 def built(model_dir, *overrides, task="sequence_classification", labels=("a", "b")):
     config = load_config(None, [f"model.name={model_dir}", f"model.task={task}", *overrides])
-    return build_model(config, get_task(task), list(labels) if labels else None)
+    return get_task(task, config).build_model(config, list(labels) if labels else None,
+                                              Placement.cpu_fp32())
 
 
 def test_default_targets_per_architecture(tiny_encoder):

@@ -132,8 +132,8 @@ def test_training_lowers_eval_loss_and_logs_each_loss_term(tiny_llama, intent_lm
 
 
 def test_adapter_reloads_and_generates_the_same_text(tiny_llama, intent_lm_files, tmp_path):
-    from loralab.evaluation.generate import Decoding, generate_texts
-    from loralab.models.adapter_io import load_adapter
+    from loralab.models.generate import Decoding, generate_texts
+    from loralab.tasks import load_adapter
     from loralab.training.recipe import TrainingRecipe
 
     config = lm_config(tiny_llama, *intent_lm_files, "training.epochs=2", "name=gen")
@@ -159,7 +159,7 @@ def test_generation_metrics_and_eval_baseline_files(tiny_llama, intent_lm_files,
                        "data.metrics=[json]", "eval.generate=true", "eval.max_samples=6",
                        "eval.max_new_tokens=8")
     metrics = train(config, tmp_path / "run", progress=False)
-    for key in ("valid_json", "intent_accuracy", "entity_f1", "generated"):
+    for key in ("valid_json", "intent_accuracy", "json_entity_f1", "generated"):
         assert key in metrics["best"]
     assert metrics["best"]["generated"] == 6
     adapter = tmp_path / "run" / metrics["adapter"]
@@ -184,19 +184,19 @@ def test_generation_metrics_and_eval_baseline_files(tiny_llama, intent_lm_files,
     assert main(["eval", "--model", str(tiny_llama), "--config", str(tmp_path / "run" /
                  "config.yaml"), "--output", str(tmp_path / "base"), "--no-progress",
                  "--set", "data.max_eval_samples=3", "--set", "eval.max_new_tokens=4"]) == 0
-    alone = json.loads((tmp_path / "base" / "results.json").read_text())
+    alone = json.loads((tmp_path / "base" / "base_results.json").read_text())
     assert alone["examples"] == 3 and alone["model"] == "base"
 
 
 def test_qlora_is_refused_on_cpu_before_loading(tmp_path):
-    from loralab.models.build import build_model
+    from loralab.models.placement import Placement
 
     config = load_config(None, ["model.task=causal_lm", "model.name=no/such-model",
                                 "model.quantization=4bit"])
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA: QLoRA is allowed here")
     with pytest.raises(ConfigError, match="needs a CUDA GPU"):
-        build_model(config, get_task("causal_lm", config), None)
+        get_task("causal_lm", config).build_model(config, None, Placement.cpu_fp32())
 
 
 def test_causal_baseline_is_evaluated_without_training(tiny_llama, intent_lm_files, tmp_path):
@@ -234,7 +234,7 @@ def test_named_kd_teacher_is_loaded_frozen(tiny_llama, intent_lm_files, tmp_path
 def test_gpt2_conv1d_layers_take_the_presets(tmp_path):
     import transformers
 
-    from loralab.models.build import build_model
+    from loralab.models.placement import Placement
 
     from conftest import write_lm_tokenizer
 
@@ -245,14 +245,14 @@ def test_gpt2_conv1d_layers_take_the_presets(tmp_path):
     ).save_pretrained(folder)
     config = load_config(None, ["model.task=causal_lm", f"model.name={folder}",
                                 "lora.preset=attention", "lora.layers=2", "lora.r=4"])
-    built = build_model(config, get_task("causal_lm", config), None)
+    built = get_task("causal_lm", config).build_model(config, None, Placement.cpu_fp32())
     assert sorted(built.target_modules) == [f"transformer.h.{i}.attn.{n}" for i in (1, 2)
                                             for n in ("c_attn", "c_proj")]
     assert built.model_type == "gpt2"
 
 
 def test_stop_strings_end_generated_answers(tiny_llama, tokenizer):
-    from loralab.evaluation.generate import Decoding, cut_at_stop, generate_texts
+    from loralab.models.generate import Decoding, cut_at_stop, generate_texts
 
     assert cut_at_stop("answer\nmore", ["\n"]) == "answer"
     assert cut_at_stop("a END b STOP", ["STOP", "END"]) == "a "
@@ -296,7 +296,7 @@ def test_specialist_grid_trains_one_adapter_per_category_and_the_base_model(
                                 "max_length": 96},
         "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
         "training": {"epochs": 1, "batch_size": 8, "learning_rate": 1e-2, "threads": 1,
-                     "metric_for_best": "accuracy"},
+                     "metric_for_best": "mc_accuracy"},
         "data": {"train": str(tmp_path / "mc" / "train.jsonl"),
                  "validation": str(tmp_path / "mc" / "eval.jsonl"),
                  "format": "multiple_choice", "response_template": "{answer}",
@@ -316,9 +316,9 @@ def test_specialist_grid_trains_one_adapter_per_category_and_the_base_model(
     assert set(metrics) == {"units-llama-r4-a8-lall-s42", "units-llama-baseline-s42",
                             "capitals-llama-r4-a8-lall-s42", "capitals-llama-baseline-s42"}
     base = metrics["units-llama-baseline-s42"]
-    assert base["steps"] == 0 and base["adapter"] is None and "accuracy" in base["best"]
+    assert base["steps"] == 0 and base["adapter"] is None and "mc_accuracy" in base["best"]
     assert metrics["units-llama-r4-a8-lall-s42"]["steps"] > 0
     assert main(["compare", str(out)]) == 0
     best = json.loads((out / "best.json").read_text())
     assert {(g["dataset"], g["metric"]) for g in best["groups"]} == {
-        ("units", "accuracy"), ("capitals", "accuracy")}
+        ("units", "mc_accuracy"), ("capitals", "mc_accuracy")}

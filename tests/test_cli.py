@@ -69,7 +69,7 @@ def test_train_eval_predict(trained_run, sentiment_files, tmp_path, capsys):
     assert main(["eval", str(adapter), "--output", str(tmp_path / "ev"), "--no-progress"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["accuracy"] == pytest.approx(trained["accuracy"])
-    assert json.loads((tmp_path / "ev" / "eval_metrics.json").read_text())["examples"] == 100
+    assert json.loads((tmp_path / "ev" / "lora_results.json").read_text())["examples"] == 100
 
     assert main(["eval", str(adapter), "--split", "train", "--no-progress",
                  "--set", "data.max_eval_samples=10"]) == 0

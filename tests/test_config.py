@@ -39,10 +39,23 @@ def test_wrong_type_names_key_and_value():
 
 def test_cross_field_rules():
     assert "use_dora" in error_of({"lora": {"method": "weighted", "use_dora": True}})
-    assert "only acts with lora.method=weighted" in error_of({"lora": {"lambda_reg": 0.1}})
+    assert "overflows fp16" in error_of({"lora": {"method": "weighted"},
+                                         "training": {"precision": "fp16"}})
     assert "eval_steps" in error_of({"training": {"eval_strategy": "steps"}})
     assert "model.labels has 2 names" in error_of({"model": {"labels": ["a", "b"],
                                                              "num_labels": 3}})
+
+
+def test_weighted_only_keys_are_accepted_and_noted_under_standard():
+    """So one grid can vary lora.method over a base config that sets the weighted keys."""
+    from loralab.training.weighted import ignored_weighted_keys
+
+    config = validate_config({"lora": {"lambda_reg": 0.1, "scale_factor": 2.0}})
+    assert ignored_weighted_keys(config.lora) == [
+        "lora.scale_factor=2.0 only acts with lora.method=weighted; ignored",
+        "lora.lambda_reg=0.1 only acts with lora.method=weighted; ignored"]
+    weighted = validate_config({"lora": {"method": "weighted", "lambda_reg": 0.1}})
+    assert ignored_weighted_keys(weighted.lora) == []
 
 
 def test_overrides_parse_yaml_values_and_create_sections():
@@ -102,11 +115,11 @@ def test_layer_counts_and_aliases():
     assert error_of({"training": {"lr": 1}}).endswith("did you mean training.learning_rate?")
 
 
-def test_weighted_knobs_need_the_weighted_method():
+def test_weighted_knobs_validate_under_either_method():
     for key, value in (("scale_factor", 2.0), ("output_dropout", 0.1), ("lambda_reg", 0.1),
                        ("reg_tolerance", 0.1), ("eps", 1e-3)):
-        assert error_of({"lora": {key: value}}) == \
-            f"lora.{key} only acts with lora.method=weighted"
+        assert getattr(validate_config({"lora": {key: value}}).lora, key) == value
+        assert key in error_of({"lora": {key: -1}})
     weighted = validate_config({"lora": {"method": "weighted", "scale_factor": 2.0}})
     # a dumped config (every key present) validates again
     assert validate_config(weighted.model_dump()) == weighted

@@ -12,10 +12,11 @@ from loralab.config import ColumnsConfig, DataConfig
 from loralab.data import infer_format, load_splits, split_words, to_bio
 from loralab.data.splits import holdout, sample
 from loralab.errors import DataError, UserError
+from loralab.tasks import get_task
 
-CLS = "sequence_classification"
-REG = "regression"
-TOK = "token_classification"
+CLS = get_task("sequence_classification").records
+REG = get_task("regression").records
+TOK = get_task("token_classification").records
 
 
 def rows(n: int) -> list[dict]:
@@ -239,7 +240,8 @@ def test_no_source_and_bad_split_name():
 
 def test_format_task_mismatch(tmp_path):
     path = write(tmp_path / "a.conll", "EU B-ORG\n")
-    with pytest.raises(UserError, match="needs model.task token_classification"):
+    with pytest.raises(UserError, match=r"gives words with BIO tags \(token classification "
+                                        r"records\): model.task sequence_classification needs"):
         load_splits(DataConfig(train=path), CLS)
 
 

@@ -11,14 +11,15 @@ from file_helpers import write, write_jsonl
 
 from loralab.config import ColumnsConfig, DataConfig
 from loralab.data import load_splits, mbpp_prompt_examples, read_file
-from loralab.data.causal import causal_format
 from loralab.data.choice import answer_letter
+from loralab.data.formats import file_format
 from loralab.data.mbpp import mbpp_split_of, split_mbpp
 from loralab.data.splits import holdout
 from loralab.errors import DataError, UserError
+from loralab.tasks import get_task
 
-LM = "causal_lm"
-CLS = "sequence_classification"
+LM = get_task("causal_lm").records
+CLS = get_task("sequence_classification").records
 
 
 def write_json(path: Path, data: object) -> str:
@@ -62,14 +63,17 @@ def test_list_rows_are_refused(tmp_path):
 
 def test_encoder_formats_refused_for_causal(tmp_path):
     path = write(tmp_path / "a.conll", "EU B-ORG\n")
-    with pytest.raises(UserError, match="data.format conll is for encoder tasks"):
+    with pytest.raises(UserError, match="data.format conll gives words with BIO tags .*: "
+                                        "model.task causal_lm needs prompt/response records"):
         load_splits(DataConfig(train=path), LM)
 
 
 @pytest.mark.parametrize("fmt", ["squad", "mbpp", "multiple_choice"])
 def test_causal_formats_refused_for_encoder_tasks(tmp_path, fmt):
     path = write_jsonl(tmp_path / "t.jsonl", [{"text": "a", "label": 1}])
-    with pytest.raises(UserError, match=f"data.format {fmt} .* needs model.task causal_lm"):
+    with pytest.raises(UserError, match=f"data.format {fmt} gives prompt/response records "
+                                        r"\(causal LM records\): model.task "
+                                        "sequence_classification needs"):
         load_splits(DataConfig(train=path, format=fmt), CLS)
 
 
@@ -136,7 +140,7 @@ def test_squad_not_detected_with_explicit_json_or_other_tasks(tmp_path):
     path = write_json(tmp_path / "d.json", squad([("T", [("c", [qa("q1", "Q?", "a")])])]))
     out = load_splits(DataConfig(train=path, validation=path, format="json"), LM)
     assert set(out["train"][0]) == {"title", "paragraphs", "_src"}
-    assert causal_format(Path(path), "auto") == "json"
+    assert file_format(Path(path), DataConfig(), LM).name == "json"
 
 
 def test_squad_errors_name_file_row_and_place(tmp_path):
@@ -262,9 +266,9 @@ def test_mbpp_explicit_files_used_as_given(tmp_path):
 
 
 def test_mbpp_detected_only_by_name_and_for_causal(tmp_path):
-    assert causal_format(Path("x/MBPP_full.jsonl"), "auto") == "mbpp"
-    assert causal_format(Path("x/mbpp.json"), "auto") == "json"
-    assert causal_format(Path("x/tasks.jsonl"), "auto") == "jsonl"
+    assert file_format(Path("x/MBPP_full.jsonl"), DataConfig(), LM).name == "mbpp"
+    assert file_format(Path("x/mbpp.json"), DataConfig(), LM).name == "json"
+    assert file_format(Path("x/tasks.jsonl"), DataConfig(), LM).name == "jsonl"
     plain = write_mbpp(tmp_path / "tasks.jsonl", [1, 2, 700])
     out = load_splits(DataConfig(train=plain, validation=plain), LM)
     assert out["train"][0]["code"] == "def f(x):\r\n\treturn x\r\n"  # generic: as written

@@ -7,8 +7,9 @@ import pytest
 
 from loralab.config import DataConfig
 from loralab.data import load_splits, mbpp_prompt_examples, read_file
+from loralab.tasks import get_task
 
-LM = "causal_lm"
+LM = get_task("causal_lm").records
 
 
 @pytest.mark.integration

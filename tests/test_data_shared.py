@@ -8,10 +8,11 @@ import pytest
 
 from loralab.config import DataConfig
 from loralab.data import load_splits, split_words
+from loralab.tasks import get_task
 
-CLS = "sequence_classification"
-REG = "regression"
-TOK = "token_classification"
+CLS = get_task("sequence_classification").records
+REG = get_task("regression").records
+TOK = get_task("token_classification").records
 
 
 @pytest.mark.integration

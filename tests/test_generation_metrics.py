@@ -113,9 +113,9 @@ def test_json_suite_entity_precision_recall_by_hand() -> None:
     ]
     metrics = compute_generation_metrics("json", predictions, [{"output": g} for g in golds])
     # true positives 4, predicted 2 + 4 + 0 + 1 = 7, gold 2 + 3 + 2 + 1 = 8
-    assert metrics["entity_precision"] == pytest.approx(4 / 7)
-    assert metrics["entity_recall"] == pytest.approx(4 / 8)
-    assert metrics["entity_f1"] == pytest.approx(8 / 15)
+    assert metrics["json_entity_precision"] == pytest.approx(4 / 7)
+    assert metrics["json_entity_recall"] == pytest.approx(4 / 8)
+    assert metrics["json_entity_f1"] == pytest.approx(8 / 15)
     assert metrics["intent_accuracy"] == pytest.approx(3 / 4)
     assert metrics["valid_json"] == pytest.approx(3 / 4)
     assert metrics["n"] == 4 and "schema_compliance" not in metrics
@@ -151,7 +151,7 @@ def test_qa_suite_exact_match_and_f1_best_over_gold_answers() -> None:
     ]
     metrics = compute_generation_metrics("qa", predictions, references)
     assert metrics["exact_match"] == pytest.approx(3 / 5)
-    assert metrics["f1"] == pytest.approx((1 + 1 + 2 / 3 + 1 + 0) / 5)
+    assert metrics["qa_f1"] == pytest.approx((1 + 1 + 2 / 3 + 1 + 0) / 5)
 
 
 def test_qa_f1_empty_strings_follow_the_official_script() -> None:
@@ -203,11 +203,11 @@ def test_multiple_choice_accuracy_per_category() -> None:
     predictions = ["Answer: B", "I'd go with (d)", "yes", "No idea at all", "**D**"]
     result = evaluate_generation("multiple_choice", predictions, references)
     assert [d["extracted"] for d in result.details] == ["B", "D", "A", None, "D"]
-    assert result.metrics["accuracy"] == pytest.approx(3 / 5)
-    assert result.metrics["extraction_rate"] == pytest.approx(4 / 5)
-    assert result.metrics["accuracy/geography"] == pytest.approx(1 / 2)
-    assert result.metrics["accuracy/logic"] == pytest.approx(1 / 2)
-    assert not any(key.startswith("accuracy/None") for key in result.metrics)
+    assert result.metrics["mc_accuracy"] == pytest.approx(3 / 5)
+    assert result.metrics["mc_extraction_rate"] == pytest.approx(4 / 5)
+    assert result.metrics["mc_accuracy/geography"] == pytest.approx(1 / 2)
+    assert result.metrics["mc_accuracy/logic"] == pytest.approx(1 / 2)
+    assert not any(key.startswith("mc_accuracy/None") for key in result.metrics)
 
 
 # ---------------------------------------------------------------- code
@@ -309,7 +309,8 @@ def test_code_suite_metrics() -> None:
                    "def add(a, b):\n    while True:\n        pass\n", "no code, sorry"]
     metrics = compute_generation_metrics("code", predictions, [ADD_TESTS] * 4, timeout_s=1.0,
                                          workers=2)
-    assert metrics == {"n": 4.0, "pass@1": 0.25, "timeout": 1.0, "error": 1.0, "failed": 1.0}
+    assert metrics == {"n": 4.0, "pass@1": 0.25, "code_timeouts": 1.0, "code_errors": 1.0,
+                       "code_failures": 1.0}
 
 
 # ---------------------------------------------------------------- text

@@ -39,8 +39,8 @@ def test_grid_runs_indexes_and_skips_finished_runs(tiny_bert, sentiment_files, t
         metrics = json.loads((out / "runs" / f"{name}-{row['id']}" / "metrics.json")
                              .read_text())
         assert row["status"] == "finished"
-        assert row["metric"] == metrics["metric_for_best"] == "f1"
-        assert row["metric_value"] == pytest.approx(metrics["best"]["f1"])
+        assert row["metric"] == metrics["metric_for_best"] == "f1_binary"
+        assert row["metric_value"] == pytest.approx(metrics["best"]["f1_binary"])
         assert row["trainable_parameters"] == metrics["trainable_parameters"]
     assert rows["sentiment-bert-baseline-s42"]["trainable_parameters"] < \
         rows["sentiment-bert-r2-a32-lall-s42"]["trainable_parameters"]

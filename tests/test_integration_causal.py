@@ -11,8 +11,8 @@ import torch
 from loralab.config import load_config
 from loralab.data.synth_json import write_json_extraction_dataset
 from loralab.evaluation.evaluate import evaluate
-from loralab.evaluation.generate import Decoding, generate_texts
-from loralab.models.adapter_io import load_adapter
+from loralab.models.generate import Decoding, generate_texts
+from loralab.tasks import load_adapter
 from loralab.training.recipe import TrainingRecipe
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "json_extraction_smollm2.yaml"

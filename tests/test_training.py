@@ -26,13 +26,13 @@ def test_sequence_classification_learns_and_writes_the_run_folder(tiny_bert, sen
     evals = [json.loads(line) for line in (run / "diagnostics.jsonl").read_text().splitlines()
              if '"eval"' in line]
     assert len(evals) == 10
-    assert metrics["best"]["f1"] == pytest.approx(max(e["f1"] for e in evals))
+    assert metrics["best"]["f1_binary"] == pytest.approx(max(e["f1_binary"] for e in evals))
     saved = json.loads((run / "metrics.json").read_text())
-    assert saved["best"]["f1"] == pytest.approx(metrics["best"]["f1"])
+    assert saved["best"]["f1_binary"] == pytest.approx(metrics["best"]["f1_binary"])
     for key in ("final", "best", "train_seconds", "train_samples_per_second",
                 "trainable_parameters", "total_parameters", "peak_memory_mb", "versions"):
         assert key in saved
-    assert set(saved["best"]) >= {"accuracy", "f1", "mcc", "loss"}
+    assert set(saved["best"]) >= {"accuracy", "f1_binary", "mcc", "loss"}
     assert 0 < saved["trainable_parameters"] < saved["total_parameters"]
     adapter = run / "lora_sentiment_bert_r4"
     for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json",
@@ -81,9 +81,9 @@ def test_token_classification_entity_f1(tiny_bert, ner_files, tmp_path):
     config = tiny_config(tiny_bert, *ner_files, "model.task=token_classification",
                          "training.epochs=15", "name=ner")
     metrics = train(config, tmp_path / "run", progress=False)
-    assert metrics["trivial_baseline"]["f1"] == 0.0
-    assert metrics["best"]["f1"] > 0.8
-    assert set(metrics["best"]["f1_per_type"]) == {"PER", "LOC", "ORG"}
+    assert metrics["trivial_baseline"]["entity_f1"] == 0.0
+    assert metrics["best"]["entity_f1"] > 0.8
+    assert set(metrics["best"]["entity_f1_per_type"]) == {"PER", "LOC", "ORG"}
     labels = json.loads((tmp_path / "run" / "lora_ner_bert_r4" / "label_mapping.json")
                         .read_text())["labels"]
     assert labels == ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]

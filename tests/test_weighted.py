@@ -8,8 +8,8 @@ from peft import LoraConfig as PeftLoraConfig
 from peft import get_peft_model
 
 from loralab.config import LoraConfig, load_config
-from loralab.models.adapter_io import load_adapter
-from loralab.training.recipe import train
+from loralab.tasks import load_adapter
+from loralab.training.recipe import TrainingRecipe
 from loralab.training.weighted import WeightedLoRA
 
 SCALING = 2.0  # alpha / r below
@@ -51,6 +51,57 @@ def test_gradient_entering_the_branch_is_scaled_per_token():
     torch.testing.assert_close(unscaled, plain_grad_b)
     torch.testing.assert_close(wlayer.lora_B["default"].weight.grad, expected)
     assert not torch.allclose(expected, plain_grad_b)
+
+
+def test_the_factor_also_scales_the_gradient_of_a():
+    x = torch.randn(2, 4, 6)
+    weighted, layer = lora_linear()
+    weighted.train()
+    hooks = WeightedLoRA(weighted, LoraConfig(method="weighted", scale_factor=0.5))
+    hooks.begin_step(None)
+    weighted(x).sum().backward()
+    with torch.no_grad():
+        b = branch_output(layer, x)
+        grad_u = SCALING * 0.5 / (b.norm(dim=-1, keepdim=True) + 1e-6) * torch.ones_like(b)
+        grad_h = grad_u @ layer.lora_B["default"].weight          # [batch, tokens, r]
+        expected = torch.einsum("btr,bti->ri", grad_h, x)
+        unscaled = torch.einsum("btr,bti->ri", torch.full_like(b, SCALING)
+                                @ layer.lora_B["default"].weight, x)
+    torch.testing.assert_close(layer.lora_A["default"].weight.grad, expected)
+    assert not torch.allclose(expected, unscaled)
+
+
+def test_the_regulariser_gradient_does_not_pass_through_the_factor():
+    """R = lambda * mean_i mean_t ||b||^2 gets exactly its own gradient (an L2 penalty)."""
+    x = torch.randn(3, 4, 6)
+    model, layer = lora_linear()
+    model.train()
+    hooks = WeightedLoRA(model, LoraConfig(method="weighted", lambda_reg=0.3,
+                                           scale_factor=0.5))
+    hooks.begin_step(None)
+    model(x)
+    hooks.regulariser(torch.tensor([True, True, True])).backward()
+    plain, plain_layer = lora_linear()
+    energy = branch_output(plain_layer, x).pow(2).sum(-1).mean(-1)
+    (0.3 * energy.mean()).backward()
+    for name in ("lora_A", "lora_B"):
+        torch.testing.assert_close(getattr(layer, name)["default"].weight.grad,
+                                   getattr(plain_layer, name)["default"].weight.grad)
+
+
+def test_the_hook_reads_the_scaling_when_it_runs():
+    x = torch.randn(2, 4, 6)
+    model, layer = lora_linear()
+    model.train()
+    hooks = WeightedLoRA(model, LoraConfig(method="weighted", lambda_reg=1.0))
+    layer.scaling["default"] = 5.0  # after the hooks were registered
+    hooks.begin_step(None)
+    model(x)
+    value = hooks.regulariser(torch.tensor([True, True]))
+    with torch.no_grad():
+        u = layer.lora_B["default"](layer.lora_A["default"](x))
+        expected = (u * 5.0).pow(2).sum(-1).mean(-1).mean()
+    assert float(value.detach()) == pytest.approx(float(expected), rel=1e-5)
 
 
 def test_regulariser_is_zero_without_correct_predictions_and_grows_with_the_branch():
@@ -102,7 +153,8 @@ def test_weighted_training_logs_the_regulariser_and_saves_plain_lora(tiny_bert, 
         "training.learning_rate=1e-2", "lora.dropout=0", "lora.r=4", "lora.method=weighted",
         "lora.scale_factor=0.5", "lora.output_dropout=0.1", "lora.lambda_reg=0.05",
         "training.logging_steps=5"])
-    metrics = train(config, tmp_path / "run", progress=False)
+    recipe = TrainingRecipe(config, tmp_path / "run", progress=False)
+    metrics = recipe.run_all()
     lines = [json.loads(x) for x in (tmp_path / "run" / "diagnostics.jsonl").read_text()
              .splitlines() if '"eval"' not in x]
     assert lines and all(line["reg_loss"] >= 0 for line in lines)
@@ -110,6 +162,9 @@ def test_weighted_training_logs_the_regulariser_and_saves_plain_lora(tiny_bert, 
     adapter = tmp_path / "run" / metrics["adapter"]
     peft_config = json.loads((adapter / "adapter_config.json").read_text())
     assert peft_config["peft_type"] == "LORA" and peft_config["use_dora"] is False
+    lora_bs = [m.lora_B["default"] for m in recipe.model.modules() if hasattr(m, "lora_B")]
+    assert lora_bs and not any(b._forward_hooks for b in lora_bs)  # removed from the trained model
     loaded = load_adapter(adapter)
-    assert not loaded.model.base_model.model.bert.encoder.layer[0].attention.self.query \
-        .lora_B["default"]._forward_hooks  # plain LoRA at inference: no hooks
+    torch.testing.assert_close(loaded.model.base_model.model.bert.encoder.layer[0].attention
+                               .self.query.lora_B["default"].weight.cpu(),
+                               lora_bs[0].weight.detach().cpu())

@@ -1,7 +1,9 @@
 """Atomic writes: a temp file or folder beside the target, then one rename.
 
 A killed process therefore leaves either the previous complete file or none, never a
-half-written one (temp names start with `.` and end with `.tmp`).
+half-written one (temp names start with `.` and end with `.tmp`). This is the one place that
+does it: text, JSON, bytes written by another library (torch.save, savefig, SQLite) and whole
+folders all go through `atomic_path` / `atomic_directory`.
 """
 
 from __future__ import annotations
@@ -22,20 +24,36 @@ def _umask() -> int:
     return current
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temp path beside `path` to write to (by any means); on success it is synced and
+    renamed onto `path` with the umask's file mode; on error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
+        yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are for everyone
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _fsync(tmp)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def atomic_write_json(path: str | Path, data: Any) -> None:

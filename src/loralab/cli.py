@@ -6,30 +6,14 @@ User errors (bad config, bad data, bad arguments) print one line and exit with c
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import warnings
 from collections.abc import Callable
 
 from loralab.errors import UserError
 from loralab.export.cli_args import add_commands as add_export_commands
+from loralab.quiet import quiet_libraries
 
 EXIT_USER_ERROR = 2
-
-
-def _quiet_libraries() -> None:
-    """Keep the terminal for our progress bars and summaries, not library chatter."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=".*base_model_name_or_path.*")
-    import transformers
-
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    import datasets
-
-    datasets.utils.logging.set_verbosity_error()
-    datasets.utils.logging.disable_progress_bar()
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -259,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        _quiet_libraries()
+        quiet_libraries()
         return func(args)
     except UserError as exc:
         print(f"loralab: error: {exc}", file=sys.stderr)

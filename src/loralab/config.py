@@ -78,11 +78,7 @@ class LoraConfig(Section):
         if isinstance(self.layers, int) and self.layers < 1:
             raise ValueError(f"lora.layers: {self.layers} adapts no layer; give a number of top "
                              "layers >= 1, a list of layer indices, or all")
-        if self.method == "standard":
-            for key in WEIGHTED_ONLY:
-                if getattr(self, key) != type(self).model_fields[key].default:
-                    raise ValueError(f"lora.{key} only acts with lora.method=weighted")
-        return self
+        return self  # weighted-only keys under method standard: accepted, noted, ignored
 
 
 class LossTerm(Section):
@@ -223,6 +219,10 @@ class Config(Section):
                     call_default_factory=True):
                 raise ValueError(f"{key} is for model.task=causal_lm (this config's task is "
                                  f"{self.model.task})")
+        if self.lora.method == "weighted" and self.training.precision == "fp16":
+            raise ValueError("lora.method=weighted cannot train in training.precision=fp16: "
+                             "its gradient factor is 1/lora.eps while B is still zero, which "
+                             "overflows fp16; use bf16 or fp32")
         if [t.type for t in self.training.loss] != ["ce"]:
             raise ValueError("training.loss terms other than ce are for model.task=causal_lm")
         return self

@@ -68,7 +68,7 @@ def run_demo(output: str, overrides: list[str], *, progress: bool = True) -> int
 
 
 def metrics_table(metrics: dict[str, Any]) -> str:
-    rows = [("", "accuracy", "f1", "mcc", "pearson", "spearman")]
+    rows = [("", "accuracy", "f1_binary", "f1_macro", "mcc", "pearson", "spearman")]
     for label, values in (("trivial baseline", metrics["trivial_baseline"]),
                           ("LoRA (best epoch)", metrics["best"])):
         rows.append((label, *(f"{values[k]:.4f}" if isinstance(values.get(k), float) else "-"

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-SHOWN = ("accuracy", "f1", "pearson", "spearman", "precision", "recall", "exact_match",
-         "valid_json", "schema_compliance", "intent_accuracy", "entity_f1", "pass@1", "bleu",
-         "rougeL")
+SHOWN = ("accuracy", "f1_binary", "f1_macro", "pearson", "spearman", "entity_f1",
+         "entity_precision", "entity_recall", "exact_match", "qa_f1", "valid_json",
+         "schema_compliance", "intent_accuracy", "json_entity_f1", "mc_accuracy", "pass@1",
+         "bleu", "rougeL")
 
 
 def summary_line(metrics: dict[str, Any], run_dir: Path) -> str:

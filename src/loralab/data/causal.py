@@ -1,4 +1,4 @@
-"""Records for model.task causal_lm: every field of a row as it is, plus `_src`.
+"""`fields` records (causal LMs): every field of a row as it is, plus `_src`.
 
 data.columns does not apply: prompts are rendered from the fields by data.prompt_template.
 Formats with their own record shape: squad (loralab.data.squad), mbpp (loralab.data.mbpp),
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from loralab.data.choice import choice_records
-from loralab.data.mbpp import is_mbpp_name, mbpp_records
+from loralab.data.mbpp import mbpp_records
 from loralab.data.readers import (
     TABULAR_FORMATS,
     Table,
@@ -25,18 +25,10 @@ from loralab.data.squad import is_squad, squad_flat_records, squad_records
 from loralab.errors import DataError
 
 Record = dict[str, Any]
-CAUSAL_FORMATS = ("squad", "mbpp", "multiple_choice")
-
-
-def causal_format(path: Path, fmt: str) -> str:
-    """data.format, or for "auto" the format the file name implies (mbpp for *mbpp*.jsonl)."""
-    if fmt != "auto":
-        return fmt
-    return "mbpp" if is_mbpp_name(path) else infer_format(path)
 
 
 def read_causal_file(path: Path, fmt: str, split: str, *, sniff: bool = False) -> list[Record]:
-    """Records of one file in `fmt` (a table format or one of CAUSAL_FORMATS).
+    """Records of one file in `fmt` (a table format, squad, mbpp or multiple_choice).
 
     `sniff` (data.format auto) reads a SQuAD-shaped `.json` file as squad.
     """

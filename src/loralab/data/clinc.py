@@ -60,4 +60,4 @@ def _records(items: Any, path: Path, key: str, split: str) -> list[dict[str, Any
             raise DataError("expected a [text, intent] pair", file=source, row=number)
         rows.append((number, {"text": item[0], "label": item[1]}))
     table = Table(source, ["text", "label"], rows)
-    return sentence_records(table, ColumnsConfig(), "sequence_classification", split)
+    return sentence_records(table, ColumnsConfig(), False, split)

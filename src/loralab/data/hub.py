@@ -1,7 +1,7 @@
 """Hugging Face hub datasets (`data.hub`), loaded with `datasets.load_dataset`.
 
 Rows are numbered within their split, first = 1; `_src` reads "hub:<name>[<split>]:<row>".
-For model.task causal_lm a record is all fields of its row (see loralab.data.causal).
+Records take the shape the task's RecordSpec asks for (see loralab.data.formats.table_records).
 """
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from loralab.config import DataConfig, TaskType
-from loralab.data.causal import CAUSAL_FORMATS, causal_table_records
+from loralab.config import DataConfig
+from loralab.data.formats import FORMATS, table_records
 from loralab.data.readers import Table
-from loralab.data.records import build_records
+from loralab.data.spec import RecordSpec
 from loralab.errors import DataError, UserError
 
 DEFAULT_SPLITS = {"train": "train", "validation": "validation", "test": "test"}
@@ -30,8 +30,10 @@ def hub_name(hub: str, config: str | None) -> tuple[str, str | None]:
     return hub, config
 
 
-def load_hub_splits(cfg: DataConfig, task: TaskType) -> dict[str, list[dict[str, Any]]]:
+def load_hub_splits(cfg: DataConfig, spec: RecordSpec) -> dict[str, list[dict[str, Any]]]:
     assert cfg.hub is not None
+    if cfg.format != "auto":
+        FORMATS[cfg.format].check(spec)
     name, config = hub_name(cfg.hub, cfg.hub_config)
     label = f"{name}/{config}" if config else name
     dataset = fetch(name, config, label)
@@ -44,21 +46,8 @@ def load_hub_splits(cfg: DataConfig, task: TaskType) -> dict[str, list[dict[str,
                                 f"{', '.join(map(repr, dataset))} (see data.splits)")
             continue
         table = hub_table(dataset[source], f"hub:{label}[{source}]")
-        splits[split] = table_records(table, cfg, task, split)
+        splits[split] = table_records(table, cfg, spec, split)
     return splits
-
-
-def table_records(table: Table, cfg: DataConfig, task: TaskType,
-                  split: str) -> list[dict[str, Any]]:
-    """causal_lm: all fields of each row (squad / mbpp / multiple_choice shapes by data.format);
-    encoder tasks: the canonical records by data.columns."""
-    if task == "causal_lm":
-        fmt = cfg.format if cfg.format in CAUSAL_FORMATS else "auto"
-        return causal_table_records(table, fmt, split)
-    if cfg.format in CAUSAL_FORMATS:
-        raise UserError(f"data.format {cfg.format} gives prompt/response records: it needs "
-                        "model.task causal_lm")
-    return build_records(table, cfg.columns, task, split)
 
 
 def fetch(name: str, config: str | None, label: str) -> Any:

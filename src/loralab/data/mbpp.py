@@ -116,7 +116,7 @@ def mbpp_prompt_examples(records: list[Record],
     """The few-shot prompt tasks (task_id 1-10 by default), by task_id.
 
     `load_splits` leaves them out of every split; read them from the whole file, e.g.
-    `mbpp_prompt_examples(read_file(path, cfg, "causal_lm", "train"))`.
+    `mbpp_prompt_examples(read_file(path, cfg, task.records, "train"))`.
     """
     first, last = ranges["prompt"]
     return sorted((r for r in records if first <= r["task_id"] <= last),

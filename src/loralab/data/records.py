@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from loralab.config import ColumnsConfig, TaskType
+from loralab.config import ColumnsConfig
 from loralab.data.readers import Table
 from loralab.data.tags import to_bio
 from loralab.errors import DataError
@@ -23,14 +23,6 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     "tokens": ("tokens", "words"),
     "tags": ("tags", "ner_tags", "labels"),
 }
-
-
-def build_records(table: Table, columns: ColumnsConfig, task: TaskType,
-                  split: str) -> list[dict[str, Any]]:
-    """Records for `task` from `table`; `split` "test" may lack labels (label None)."""
-    if task == "token_classification":
-        return token_records(table, columns)
-    return sentence_records(table, columns, task, split)
 
 
 def find_column(table: Table, canonical: str, mapped: str | int | None,
@@ -70,8 +62,9 @@ def _listing(table: Table) -> str:
     return ", ".join(repr(c) for c in table.columns) or "(none)"
 
 
-def sentence_records(table: Table, columns: ColumnsConfig, task: TaskType,
+def sentence_records(table: Table, columns: ColumnsConfig, numeric_labels: bool,
                      split: str) -> list[dict[str, Any]]:
+    """{"text", "text_pair", "label", "_src"} records; `split` "test" may lack labels."""
     text_col = require_column(table, "text", columns.text)
     pair_col = find_column(table, "text_pair", columns.text_pair, CANDIDATES["text_pair"])
     if pair_col == text_col:
@@ -80,7 +73,7 @@ def sentence_records(table: Table, columns: ColumnsConfig, task: TaskType,
     label_col = find_column(table, "label", columns.label, CANDIDATES["label"], lenient=is_test)
     if label_col is None and not is_test:
         require_column(table, "label", columns.label)
-    convert = regression_label if task == "regression" else class_label
+    convert = regression_label if numeric_labels else class_label
     records = []
     for row, values in table.rows:
         where = {"file": table.source, "row": row}
@@ -138,7 +131,7 @@ def regression_label(value: Any, *, file: str, row: int, column: str) -> float:
     except (TypeError, ValueError):
         number = math.nan
     if not math.isfinite(number):
-        raise DataError(f"the label {value!r} is not a number (model.task is regression)",
+        raise DataError(f"the label {value!r} is not a number (the task needs numeric labels)",
                         file=file, row=row, column=column)
     return number
 

@@ -404,7 +404,7 @@ def write_json_extraction_dataset(out_dir: Path, n: int, seed: int,
     paths = {"train": out_dir / "train.jsonl", "eval": out_dir / "eval.jsonl",
              "schema": out_dir / "schema.json"}
     # each row carries its ready prompt (instruction + intent catalogue + message), so a
-    # config needs no template: the causal_lm task reads the `prompt` field
+    # config needs no template: the causal LM task reads the `prompt` field
     train_rows = [{**row, "prompt": json_extraction_prompt(row)} for row in train_rows]
     eval_rows = [{**row, "prompt": json_extraction_prompt(row)} for row in eval_rows]
     atomic_write_text(paths["train"], _jsonl(train_rows))

@@ -16,16 +16,15 @@ import torch
 
 from loralab.config import Config
 from loralab.errors import DataError
-from loralab.evaluation.generate import Decoding, generate_texts
 from loralab.evaluation.generation import evaluate_generation
+from loralab.tasks import Task
 from loralab.tasks.labels import row_error
-from loralab.tasks.sft_format import PromptFormat
 
 
-def gold_json(record: dict[str, Any], fmt: PromptFormat) -> Any:
+def gold_json(record: dict[str, Any], task: Task) -> Any:
     if "output" in record:
         return record["output"]
-    response = fmt.response(record)
+    response = task.gold_text(record)
     try:
         return json.loads(response or "")
     except json.JSONDecodeError:
@@ -33,12 +32,12 @@ def gold_json(record: dict[str, Any], fmt: PromptFormat) -> Any:
                                             "'output' field or a response that is JSON") from None
 
 
-def reference(suite: str, record: dict[str, Any], fmt: PromptFormat) -> dict[str, Any]:
+def reference(suite: str, record: dict[str, Any], task: Task) -> dict[str, Any]:
     if suite == "json":
-        return {"output": gold_json(record, fmt)}
+        return {"output": gold_json(record, task)}
     if suite == "qa":
         answers = record.get("answers")
-        return {"answers": list(answers) if answers else [fmt.response(record) or ""]}
+        return {"answers": list(answers) if answers else [task.gold_text(record) or ""]}
     if suite == "multiple_choice":
         if "answer" not in record or "options" not in record:
             raise row_error(record, "answer", "the multiple_choice metrics need 'answer' and "
@@ -51,7 +50,7 @@ def reference(suite: str, record: dict[str, Any], fmt: PromptFormat) -> dict[str
                                                  "assert statements (MBPP's field)")
         return {k: record[k] for k in ("test_list", "test_setup_code", "test_imports")
                 if k in record}
-    return {"reference": fmt.response(record) or ""}
+    return {"reference": task.gold_text(record) or ""}
 
 
 def suite_options(suite: str, config: Config) -> dict[str, Any]:
@@ -67,21 +66,18 @@ def suite_options(suite: str, config: Config) -> dict[str, Any]:
     return {}
 
 
-def generation_metrics(model: torch.nn.Module, tokenizer: Any, fmt: PromptFormat,
+def generation_metrics(model: torch.nn.Module, tokenizer: Any, task: Task,
                        records: list[dict[str, Any]], config: Config, *,
                        progress: bool = False,
                        desc: str = "generate") -> tuple[dict[str, float], list[dict[str, Any]]]:
     """(metrics of every suite in data.metrics, per-example prompt / generated / gold)."""
-    prompts = [fmt.prompt(r, tokenizer) for r in records]
-    texts = generate_texts(model, tokenizer, prompts,
-                           Decoding.from_config(config.eval, config.training.seed),
-                           add_special_tokens=not fmt.is_chat(records), progress=progress,
-                           desc=desc)
+    prompts, texts = task.answer(model, tokenizer, records, config, progress=progress,
+                                 desc=desc)
     metrics: dict[str, float] = {"generated": float(len(texts))}
-    details = [{"_src": r.get("_src"), "prompt": p, "generated": t, "gold": fmt.response(r)}
+    details = [{"_src": r.get("_src"), "prompt": p, "generated": t, "gold": task.gold_text(r)}
                for r, p, t in zip(records, prompts, texts)]
     for suite in config.data.metrics:
-        refs = [reference(suite, r, fmt) for r in records]
+        refs = [reference(suite, r, task) for r in records]
         result = evaluate_generation(suite, texts, refs, **suite_options(suite, config))
         metrics.update({k: v for k, v in result.metrics.items() if k != "n"})
         for line, detail in zip(details, result.details):

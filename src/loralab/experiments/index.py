@@ -8,16 +8,17 @@ database from them, so the index is never the only copy of a result.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from loralab.errors import UserError
+from loralab.atomic import atomic_path
+from loralab.errors import ConfigError, UserError
 from loralab.experiments.records import RunRecord
 from loralab.experiments.status import record_from_folder
+from loralab.metrics.registry import ALIASES, greater_is_better
 
 INDEX_FILE = "index.sqlite"
 RUNS_DIR = "runs"
@@ -86,16 +87,15 @@ def reindex(grid_dir: Path) -> int:
     runs_dir = grid_dir / RUNS_DIR
     if not runs_dir.is_dir():
         raise UserError(f"{grid_dir} has no {RUNS_DIR}/ folder: not a grid output folder")
-    tmp = grid_dir / f".{INDEX_FILE}.{os.getpid()}.tmp"
-    tmp.unlink(missing_ok=True)
     count = 0
-    with closing(connect(tmp)) as db, db:
-        for run_dir in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
-            record = record_from_folder(run_dir)
-            if record is not None:
-                upsert(db, record)
-                count += 1
-    os.replace(tmp, index_path(grid_dir))
+    with atomic_path(index_path(grid_dir)) as tmp:
+        tmp.unlink()  # SQLite creates the file itself
+        with closing(connect(tmp)) as db, db:
+            for run_dir in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
+                record = record_from_folder(run_dir)
+                if record is not None:
+                    upsert(db, record)
+                    count += 1
     return count
 
 
@@ -138,7 +138,18 @@ def key_expression(key: str) -> str:
         return f"(CASE WHEN baseline THEN NULL ELSE json_extract(config, '$.{key}') END)"
     if "." in key:
         return f"json_extract(config, '$.{key}')"
-    return f"json_extract(chosen, '$.{key}')"
+    names = [key, *ALIASES.get(key, ())]  # `f1` also finds f1_binary, entity_f1, ...
+    found = ", ".join(f"json_extract(chosen, '$.\"{name}\"')" for name in names)
+    return f"COALESCE({found})" if len(names) > 1 else found
+
+
+def best_first_descending(key: str) -> bool:
+    """Metrics sort best first (their direction is the registry's); other columns descend,
+    except times and parameter counts (least first)."""
+    try:
+        return greater_is_better(key)
+    except ConfigError:
+        return not key.endswith(("seconds", "parameters"))
 
 
 def sql_value(text: str) -> Any:
@@ -158,8 +169,7 @@ def query(grid_dir: Path, where: list[str] | None = None, sort: str | None = Non
     if sort:
         if not re.fullmatch(r"[A-Za-z_][\w.]*", sort):
             raise UserError(f"--sort {sort!r}: give a column, metric or dotted config key")
-        lower_better = sort.endswith(("loss", "mse", "seconds", "parameters"))
-        desc = (not lower_better) if descending is None else descending
+        desc = best_first_descending(sort) if descending is None else descending
         order = f" ORDER BY {key_expression(sort)} IS NULL, {key_expression(sort)} " \
                 f"{'DESC' if desc else 'ASC'}"
     with closing(open_index(grid_dir)) as db:

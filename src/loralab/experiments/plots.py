@@ -8,12 +8,12 @@ Each PNG is written to a temp name in its folder and renamed: never a half-writt
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from loralab.atomic import atomic_path
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -69,21 +69,9 @@ def new_figure(width: float, height: float, *, constrained: bool = True) -> Figu
 
 
 def save_png(figure: Figure, path: Path) -> None:
-    """Render to a temp file beside `path`, then one rename (as loralab.atomic does)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            figure.savefig(handle, format="png", dpi=DPI)
-            handle.flush()
-            os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Render to a temp file beside `path`, then one rename."""
+    with atomic_path(path) as tmp, tmp.open("wb") as handle:
+        figure.savefig(handle, format="png", dpi=DPI)
 
 
 def series_style(index: int) -> dict[str, Any]:

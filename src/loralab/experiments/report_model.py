@@ -13,12 +13,11 @@ from typing import Any
 
 from loralab.errors import UserError
 from loralab.experiments.records import FAILED, FINISHED, KILLED, PENDING, RUNNING, RunRecord
+from loralab.metrics.registry import find_metric, greater_is_better
 
-# same rule as training.selection.LOWER_IS_BETTER (not imported: that module imports torch)
-LOWER_IS_BETTER = ("loss", "mse")
 # metrics shown as extra mean columns, in this order, when the group's runs record them
-MAIN_METRICS = ("accuracy", "f1", "f1_micro", "mcc", "precision", "recall",
-                "pearson", "spearman", "mse")
+MAIN_METRICS = ("accuracy", "f1_binary", "f1_macro", "f1_micro", "mcc", "entity_f1",
+                "entity_precision", "entity_recall", "pearson", "spearman", "mse")
 STATUSES = (FINISHED, FAILED, KILLED, RUNNING, PENDING)
 DASH = "–"
 
@@ -130,10 +129,6 @@ def main_metric(groups: list[Group], requested: str | None) -> str:
     return common[0][0] if common else ""
 
 
-def greater_is_better(metric: str) -> bool:
-    return not metric.endswith(LOWER_IS_BETTER)
-
-
 def number(value: Any) -> float | None:
     """A finite float, or None for missing, non-numeric, bool or NaN values."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -146,12 +141,18 @@ def mean_or_none(values: list[float]) -> float | None:
 
 
 def metric_value(run: RunRecord, metric: str) -> float | None:
-    return number(run.chosen_metrics().get(metric))
+    return value_of(run.chosen_metrics(), metric)
 
 
 def test_value(run: RunRecord, metric: str) -> float | None:
     test = (run.metrics or {}).get("test")
-    return number(test.get(metric)) if isinstance(test, dict) else None
+    return value_of(test, metric) if isinstance(test, dict) else None
+
+
+def value_of(metrics: dict[str, Any], metric: str) -> float | None:
+    """`metric` (or the specific name its alias stands for) in a metrics dict, as a number."""
+    name = find_metric(metric, metrics)
+    return number(metrics.get(name)) if name else None
 
 
 def run_number(run: RunRecord, key: str) -> float | None:
@@ -293,7 +294,8 @@ def build_groups(finished: list[RunRecord], metric: str | None,
     for key in sorted(by_key, key=sort_key):
         runs = by_key[key]
         parts = group_parts(group_by, key)
-        group_metric = metric or default_metric(runs)
+        group_metric = (find_metric(metric, available_metrics(runs)) or metric) if metric \
+            else default_metric(runs)
         group = Group(key=key, fields=dict(zip(group_by, key)), label=" / ".join(parts),
                       slug=unique(slugify(parts), slugs), metric=group_metric,
                       configs=configurations(key, runs, group_metric))

@@ -19,6 +19,7 @@ from filelock import FileLock, Timeout
 from loralab.errors import UserError
 from loralab.experiments.records import FAILED, FINISHED, KILLED, RUNNING
 from loralab.experiments.status import CONFIG_FILE, METRICS_FILE, mark
+from loralab.quiet import quiet_libraries
 
 LOCK_FILE = ".lock"
 EXIT_BUSY = 75
@@ -46,11 +47,10 @@ def is_locked(run_dir: Path) -> bool:
 
 
 def train_run(run_dir: Path) -> int:
-    from loralab.cli import _quiet_libraries
     from loralab.config import parse_yaml, validate_config
     from loralab.training.recipe import train
 
-    _quiet_libraries()
+    quiet_libraries()
     threads = os.environ.get("LORALAB_THREADS")
     if threads:
         import torch

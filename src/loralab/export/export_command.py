@@ -24,7 +24,8 @@ from loralab.export.outputs import ModelOutputs, run_model
 from loralab.export.preflight import check_export_args
 from loralab.export.probe import ProbeInputs, probe_inputs
 from loralab.export.source import load_reference, run_metrics, source_identity
-from loralab.models.adapter_io import LoadedAdapter, write_task_files
+from loralab.models.adapter_io import write_task_files
+from loralab.tasks import LoadedAdapter
 
 
 @dataclass

@@ -19,8 +19,8 @@ import transformers
 from loralab.atomic import atomic_write_json
 from loralab.config import Config, parse_yaml, validate_config
 from loralab.errors import UserError
-from loralab.models.adapter_io import CONFIG_FILE, LABELS_FILE, LoadedAdapter
-from loralab.tasks import Task, get_task
+from loralab.models.adapter_io import CONFIG_FILE, LABELS_FILE
+from loralab.tasks import LoadedAdapter, Task, get_task
 
 EXPORT_FILE = "export.json"
 VERIFY_FILE = "verify.json"
@@ -103,7 +103,7 @@ def open_model(folder: Path, fmt: str, task: Task) -> Any:
 
 
 def open_tokenizer(folder: Path, fallback: Any = None) -> Any:
-    from loralab.evaluation.generate import ensure_pad_token
+    from loralab.models.tokenizer import ensure_pad_token
 
     if not (folder / "tokenizer_config.json").is_file():
         if fallback is None:
@@ -125,7 +125,7 @@ def load_export(folder: str | Path) -> LoadedAdapter:
     config, task_name, labels = export_metadata(folder)
     task = get_task(task_name, config)
     return LoadedAdapter(open_model(folder, fmt, task), open_tokenizer(folder), task, labels,
-                         config)
+                         config, folder)
 
 
 def library_versions() -> dict[str, str]:

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from loralab.models.adapter_io import LoadedAdapter
+from loralab.tasks import LoadedAdapter
 
 TORCH_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 TUNER_PARTS = ("lora_", "base_layer", "modules_to_save", "original_module")

@@ -15,7 +15,8 @@ from loralab.errors import UserError
 from loralab.export.folders import write_manifest
 from loralab.export.model_card import model_card
 from loralab.export.source import sha256_file
-from loralab.models.adapter_io import LoadedAdapter, write_task_files
+from loralab.models.adapter_io import write_task_files
+from loralab.tasks import LoadedAdapter
 
 
 def export_peft(request: Any, loaded: LoadedAdapter, manifest: dict[str, Any],

@@ -36,7 +36,7 @@ def check_choice(value: str, choices: tuple[str, ...], option: str) -> None:
 
 
 def check_adapter_folder(path: Path, option: str = "ADAPTER_DIR") -> None:
-    from loralab.models.adapter_io import read_adapter_metadata
+    from loralab.tasks import read_adapter_metadata
 
     if not path.is_dir():
         raise UserError(f"{option} {path}: no such folder")

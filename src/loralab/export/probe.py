@@ -1,6 +1,7 @@
 """The inputs a reference and its copy both see, in this order of preference:
 
-    --inputs FILE       a .txt file (one text per line) or a data file in the task's format
+    --inputs FILE       what `loralab predict --file` reads: a .txt file (one text per line)
+                        or a data file of the task's prediction inputs
     validation data     the split the adapter's loralab_config.yaml names (or holds out)
     generated text      fixed sentences plus seeded random token sequences from the tokenizer
 
@@ -19,9 +20,9 @@ from typing import Any
 import torch
 
 from loralab.config import Config, DataConfig
+from loralab.data.batches import model_inputs_collator
 from loralab.errors import UserError
 from loralab.tasks import Task
-from loralab.training.batches import model_inputs_collator
 
 SENTENCES = (
     "The service was quick and the staff were friendly.",
@@ -65,11 +66,11 @@ def probe_inputs(task: Task, tokenizer: Any, labels: list[str] | None, config: C
                  inputs: Path | None) -> ProbeInputs:
     notes: list[str] = []
     if inputs is not None:
-        records, description = file_records(task, inputs), f"inputs file {inputs}"
+        records, description = file_records(task, inputs, config), f"inputs file {inputs}"
     else:
         records, description = validation_records(task, config, notes)
     if not records:
-        records, description = generated_records(task, tokenizer), "generated text"
+        records, description = generated_records(task, tokenizer, config), "generated text"
     limit = MAX_GENERATIVE_EXAMPLES if task.generates else MAX_EXAMPLES
     records = records[:limit]
     features = task.encode(records, tokenizer, labels, config.model.max_length)
@@ -96,14 +97,18 @@ def last_tokens(feature: dict[str, Any], keep: int) -> dict[str, Any]:
             for k, v in feature.items() if k != "_prompt_length"}
 
 
-def file_records(task: Task, path: Path) -> list[dict[str, Any]]:
+def file_records(task: Task, path: Path, config: Config) -> list[dict[str, Any]]:
+    """What `loralab predict --file` reads: a .txt file (one text a line) or a data file in
+    the shape of the task's prediction inputs, completed into task records."""
     if path.suffix == ".txt":
         lines = path.read_text(encoding="utf-8-sig").splitlines()
-        return [{**task.text_record(line), "_src": f"{path}:{i}"}
-                for i, line in enumerate(lines, start=1) if line.strip()]
-    from loralab.data import read_file
+        records = [{"text": line, "text_pair": None, "_src": f"{path}:{i}"}
+                   for i, line in enumerate(lines, start=1) if line.strip()]
+    else:
+        from loralab.data import read_file
 
-    return read_file(path, DataConfig(), task.name, "test")
+        records = read_file(path, DataConfig(), task.input_spec, "test")
+    return task.prepare_inputs(records, config)
 
 
 def validation_records(task: Task, config: Config,
@@ -114,7 +119,7 @@ def validation_records(task: Task, config: Config,
     from loralab.data import load_splits
 
     try:
-        records = load_splits(config.data, config.model.task).get("validation") or []
+        records = load_splits(config.data, task.records).get("validation") or []
     except (UserError, OSError) as exc:
         notes.append(f"the adapter's validation data could not be read here ({exc}); "
                      "generated text was used instead")
@@ -138,6 +143,7 @@ def generated_texts(tokenizer: Any, count: int = 20, seed: int = 0) -> list[str]
     return texts
 
 
-def generated_records(task: Task, tokenizer: Any) -> list[dict[str, Any]]:
-    return [{**task.text_record(text), "_src": f"generated:{i}"}
-            for i, text in enumerate(generated_texts(tokenizer), start=1)]
+def generated_records(task: Task, tokenizer: Any, config: Config) -> list[dict[str, Any]]:
+    records = [{"text": text, "text_pair": None, "_src": f"generated:{i}"}
+               for i, text in enumerate(generated_texts(tokenizer), start=1)]
+    return task.prepare_inputs(records, config)

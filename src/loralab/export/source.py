@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from loralab.errors import UserError
-from loralab.models.adapter_io import LoadedAdapter, load_adapter
+from loralab.tasks import LoadedAdapter, load_adapter
 
 WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 RUN_METRICS = "metrics.json"

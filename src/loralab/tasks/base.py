@@ -1,32 +1,56 @@
 """The task-type interface: everything that differs between task types lives behind it.
 
-A task knows how to build its label space, encode records into token ids, collate a batch,
-compute the loss, say which examples are already predicted correctly (for the weighted
-variant's regulariser), turn model outputs into per-example predictions, score them, and
-render a prediction for the user. Training, evaluation and prediction code never branch on
-the task name.
+A task knows
+- its data: the record shape it reads (`records`, a RecordSpec the data layer understands),
+  its label space, how records become token ids and padded batches;
+- its model: which model to build for training (`build_model`: an encoder with a head, or a
+  causal LM; GGUF and QLoRA), whether it trains at all (`trains`), how an adapter folder (or
+  the base model alone) loads for inference (`load_model`);
+- its training: the loss and its named terms, which examples are already right (the weighted
+  variant's regulariser), anything to prepare before training (`prepare_training`);
+- its evaluation: per-example predictions, metrics, the trivial baseline's metrics and the
+  names of the metrics it will report (`metric_names`, for up-front checks);
+- its predictions: how prediction inputs are read and completed (`input_spec`,
+  `prepare_inputs`), how a batch is predicted (`predict`) and one result rendered (`render`).
+
+Training, evaluation, prediction, serving and export code call these and never branch on the
+task name. `EncoderTask` (loralab.tasks.encoder) implements the model side for encoders.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from loralab.config import Config
+from loralab.data.spec import RecordSpec
+from loralab.errors import ConfigError
+from loralab.models.build import BuiltModel
+from loralab.models.placement import Placement
 
 
 class Task(ABC):
     name: str
-    default_metric: str
+    default_metric: str            # a registry name or alias (loralab.metrics.registry)
     auto_model_class: str          # transformers Auto class that carries the head
     peft_task_type: str            # peft.TaskType name
+    records: RecordSpec            # the record shape this task reads from data files
+    # the base model alone answers this task (a causal LM does; an encoder's head is trained)
+    base_model_answers: bool = False
+    notes: list[str] = []
+    model_kwargs: dict[str, Any] = {}  # extra forward() arguments for training and evaluation
+
+    def configure(self, config: Config) -> None:  # noqa: B027 - optional hook, no-op here
+        """Read what the task needs from the config (only causal_lm needs anything)."""
 
     # ---------------------------------------------------------------- labels and encoding
     @abstractmethod
     def label_names(self, train: list[dict], config: Config) -> list[str] | None:
-        """Label names in id order (None for regression)."""
+        """Label names in id order (None for regression and causal LMs)."""
 
     @abstractmethod
     def encode(self, records: list[dict], tokenizer: Any, labels: list[str] | None,
@@ -36,6 +60,35 @@ class Task(ABC):
     @abstractmethod
     def collator(self, tokenizer: Any) -> Any:
         """A callable turning a list of encoded features into a padded batch of tensors."""
+
+    def pack_training(self, features: list[dict[str, Any]],
+                      max_length: int) -> list[dict[str, Any]]:
+        """Training features as batched (causal_lm may pack short examples together)."""
+        return features
+
+    def has_gold(self, record: dict[str, Any]) -> bool:
+        """The record carries a gold answer to score against."""
+        return (record.get("label") if "label" in record else record.get("tags")) is not None
+
+    # ---------------------------------------------------------------- model
+    @abstractmethod
+    def build_model(self, config: Config, labels: list[str] | None,
+                    placement: Placement) -> BuiltModel:
+        """The model to train (base + head + LoRA, or the no-LoRA baseline) and its tokenizer."""
+
+    @abstractmethod
+    def load_model(self, config: Config, labels: list[str] | None, adapter: Path | None,
+                   placement: Placement) -> tuple[torch.nn.Module, Any]:
+        """(model in eval mode, tokenizer) for inference: the adapter folder on its base, or
+        with `adapter` None the base model alone."""
+
+    def trains(self, config: Config) -> bool:
+        """False when the run only evaluates (a causal LM's no-LoRA baseline)."""
+        return True
+
+    def head_rows_match(self, rows: int | None) -> bool:
+        """A plain PEFT adapter whose saved classifier has `rows` outputs is of this task."""
+        return True
 
     # ---------------------------------------------------------------- training
     @abstractmethod
@@ -47,10 +100,25 @@ class Task(ABC):
                 tolerance: float) -> torch.Tensor:
         """Bool tensor [batch]: the example is already predicted correctly."""
 
+    def training_loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor],
+                      logits: torch.Tensor, labels: torch.Tensor
+                      ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss to optimise and its named parts to log (none for a single-term loss).
+        `model` is the unwrapped model (not a DDP wrapper)."""
+        return self.loss(logits, labels), {}
+
+    def prepare_training(self, config: Config, placement: Placement) -> None:  # noqa: B027
+        """Load what training needs besides the model (a KD teacher); no-op by default."""
+
     # ---------------------------------------------------------------- evaluation
     @abstractmethod
     def gather(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[Any]:
         """Per-example predictions (label ids, values or word-level tag ids) from a batch."""
+
+    def example_losses(self, logits: torch.Tensor, labels: torch.Tensor) -> list[float]:
+        """Each example's loss (their mean over a batch is `loss` for one-term losses)."""
+        return [float(self.loss(logits[i:i + 1], labels[i:i + 1]))
+                for i in range(labels.shape[0])]
 
     @abstractmethod
     def metrics(self, predictions: list[Any], encoded: list[dict[str, Any]],
@@ -58,39 +126,51 @@ class Task(ABC):
         """Score per-example predictions against the encoded gold labels."""
 
     @abstractmethod
-    def render(self, logits: torch.Tensor, record: dict, feature: dict[str, Any],
+    def metric_names(self, config: Config, labels: list[str] | None) -> list[str]:
+        """The metrics an evaluation of this task reports (registry names)."""
+
+    def baseline_metrics(self, encoded: list[dict[str, Any]],
+                         labels: list[str] | None) -> dict[str, Any]:
+        """Metrics of the trivial predictor (majority class / constant); none by default."""
+        return {}
+
+    # ---------------------------------------------------------------- prediction
+    @property
+    def input_spec(self) -> RecordSpec:
+        """The record shape of prediction input files (labels, if any, are ignored)."""
+        return self.records
+
+    def prepare_inputs(self, records: list[dict[str, Any]],
+                       config: Config) -> list[dict[str, Any]]:
+        """Complete raw inputs (`--text`, file rows, request bodies) into task records."""
+        return records
+
+    @abstractmethod
+    def predict(self, model: torch.nn.Module, tokenizer: Any, records: list[dict[str, Any]],
+                config: Config, labels: list[str] | None,
+                batch_size: int) -> Iterator[dict[str, Any]]:
+        """One rendered result per record, in order."""
+
+    @abstractmethod
+    def render(self, output: Any, record: dict, feature: dict[str, Any] | None,
                labels: list[str] | None) -> dict[str, Any]:
-        """A user-facing prediction for one example (logits of that example alone)."""
+        """A user-facing prediction for one example: `output` is that example's logits for
+        encoders and its generated text for causal LMs."""
 
-    # ---------------------------------------------------------------- hooks with defaults
-    notes: list[str] = []
-    model_kwargs: dict[str, Any] = {}  # extra forward() arguments for training and evaluation
+    def answer(self, model: torch.nn.Module, tokenizer: Any, records: list[dict[str, Any]],
+               config: Config, *, progress: bool = False,
+               desc: str = "generate") -> tuple[list[str], list[str]]:
+        """(prompts, generated answers) for generation metrics; generative tasks only."""
+        raise ConfigError(f"model.task {self.name} does not generate text; data.metrics and "
+                          "eval.generate are for model.task causal_lm")
 
-    def configure(self, config: Config) -> None:  # noqa: B027 - optional hook, no-op here
-        """Read what the task needs from the config (only causal_lm needs anything)."""
-
-    def training_loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor],
-                      logits: torch.Tensor, labels: torch.Tensor
-                      ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The loss to optimise and its named parts to log (none for a single-term loss)."""
-        return self.loss(logits, labels), {}
-
-    def has_gold(self, record: dict[str, Any]) -> bool:
-        """The record carries a gold answer to score against."""
-        return (record.get("label") if "label" in record else record.get("tags")) is not None
-
-    def pack_training(self, features: list[dict[str, Any]],
-                      max_length: int) -> list[dict[str, Any]]:
-        """Training features as batched (causal_lm may pack short examples together)."""
-        return features
+    def gold_text(self, record: dict[str, Any]) -> str | None:
+        """The gold answer as text (generation metrics' reference), None when unlabelled."""
+        return None
 
     # ---------------------------------------------------------------- comparing two models
     # (export fidelity and `loralab verify`: the same inputs through a reference and a copy)
-    generates: bool = False  # predictions are generated text: greedy output is compared too
-
-    def text_record(self, text: str) -> dict[str, Any]:
-        """A raw input text as this task's record (for probe inputs without a data file)."""
-        return {"text": text, "text_pair": None}
+    generates: bool = False  # answers are generated text: greedy continuations compared too
 
     def decisions(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[Any]:
         """What each example of a batch gives its user, in a form two models' outputs can be
@@ -100,12 +180,6 @@ class Task(ABC):
     def agreement(self, reference: list[Any], candidate: list[Any],
                   labels: list[str] | None) -> dict[str, float]:
         """How far a copy's decisions agree with the reference's. The keys are metrics of
-        loralab.metrics.registry (producer "fidelity"): percentages or differences."""
+        loralab.metrics.registry (producer "fidelity"): percentages, or differences."""
         same = sum(r == c for r, c in zip(reference, candidate))
         return {"label_agreement": 100.0 * same / max(len(reference), 1)}
-
-    # ---------------------------------------------------------------- helpers shared by tasks
-    def baseline_metrics(self, encoded: list[dict[str, Any]],
-                         labels: list[str] | None) -> dict[str, Any]:
-        """Metrics of the trivial predictor (majority class / constant), for reports and tests."""
-        raise NotImplementedError

@@ -13,13 +13,22 @@ metric suites (data.metrics) score generated answers (see loralab.evaluation.gen
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from loralab.config import Config
+from loralab.data.spec import RecordSpec
 from loralab.errors import UserError
+from loralab.metrics.registry import metrics_of
+from loralab.models.adapter_io import attach_adapter
+from loralab.models.build import BuiltModel, build_causal_model
+from loralab.models.causal import load_causal_model, load_causal_tokenizer
+from loralab.models.generate import Decoding, generate_texts
+from loralab.models.placement import Placement
+from loralab.models.tokenizer import folder_has_tokenizer, load_tokenizer
 from loralab.tasks.base import Task
 from loralab.tasks.sft_format import IGNORE, PromptFormat, encode_sft, pack, template_fields
 
@@ -101,6 +110,8 @@ class CausalLMTask(Task):
     default_metric = "loss"
     auto_model_class = "AutoModelForCausalLM"
     peft_task_type = "CAUSAL_LM"
+    records = RecordSpec(name, "fields")
+    base_model_answers = True
     # no KV cache while training or scoring: it is unused, and without it transformers reads
     # packed rows' restarting position_ids as separate sequences (block-diagonal attention)
     model_kwargs = {"use_cache": False}
@@ -131,9 +142,35 @@ class CausalLMTask(Task):
         return pack(features, max_length) if self.config.data.packing else features
 
     def collator(self, tokenizer):
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None \
-            else tokenizer.eos_token_id
-        return CausalCollator(pad)
+        return CausalCollator(tokenizer.pad_token_id)
+
+    # ------------------------------------------------------------------ model
+    def build_model(self, config: Config, labels: list[str] | None,
+                    placement: Placement) -> BuiltModel:
+        return build_causal_model(config, placement)
+
+    def load_model(self, config: Config, labels: list[str] | None, adapter: Path | None,
+                   placement: Placement) -> tuple[torch.nn.Module, Any]:
+        model = load_causal_model(config, placement=placement)
+        if adapter is not None:
+            model = attach_adapter(model, adapter)
+        if adapter is not None and folder_has_tokenizer(adapter):
+            tokenizer = load_tokenizer(config.model.name, source=str(adapter))
+        else:
+            tokenizer = load_causal_tokenizer(config)
+        return model.eval(), tokenizer
+
+    def trains(self, config: Config) -> bool:
+        return config.lora.enabled  # the no-LoRA baseline is the base model, evaluated
+
+    def prepare_training(self, config: Config, placement: Placement) -> None:
+        """A named KD teacher (training.loss kd with teacher:), frozen, in eval mode."""
+        names = {t.teacher for t in config.training.loss if t.type == "kd" and t.teacher}
+        if len(names) > 1:
+            raise UserError("training.loss: give at most one kd teacher")
+        if names:
+            teacher = load_causal_model(config, name=names.pop(), placement=placement)
+            self.teacher = teacher.requires_grad_(False).eval()
 
     # ------------------------------------------------------------------ losses
     def loss(self, logits, labels):
@@ -171,13 +208,19 @@ class CausalLMTask(Task):
             return model(**batch, **self.model_kwargs).logits
 
     def correct(self, logits, labels, tolerance):
-        raise NotImplementedError("lora.method=weighted is for encoder tasks")
+        """Every response token is the model's top prediction."""
+        logits, labels = shifted(logits, labels)
+        mask = labels != IGNORE
+        return ((logits.argmax(-1) == labels) | ~mask).all(dim=-1)
 
     # ------------------------------------------------------------------ evaluation
     def gather(self, logits, batch):
         nll = token_nll(logits, batch["labels"])
         counts = (shifted(logits, batch["labels"])[1] != IGNORE).sum(dim=1)
         return list(zip(nll.sum(dim=1).tolist(), counts.tolist()))
+
+    def example_losses(self, logits, labels):
+        return [n / max(c, 1) for n, c in self.gather(logits, {"labels": labels})]
 
     def metrics(self, predictions, encoded, labels):
         total = sum(n for n, _ in predictions)
@@ -186,24 +229,56 @@ class CausalLMTask(Task):
         return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)),
                 "response_tokens": float(tokens)}
 
-    def render(self, logits, record, feature, labels):
-        raise NotImplementedError("causal LM predictions are generated text")
+    def metric_names(self, config, labels):
+        names = ["loss", "perplexity", "response_tokens"]
+        if config.eval.generate:
+            names += ["generated", *(m for suite in config.data.metrics
+                                     for m in metrics_of(f"suite:{suite}"))]
+        return names
 
-    def baseline_metrics(self, encoded, labels):
-        return {}
+    # ------------------------------------------------------------------ prediction
+    def prepare_inputs(self, records, config):
+        """`--text` is the user's input: it fills a prompt template with a single field, or is
+        the prompt itself; file rows keep all their fields for the template."""
+        template = config.data.prompt_template
+        fields = {f.split(".")[0].split("[")[0] for f in template_fields(template or "")}
+        out = []
+        for record in records:
+            if "text" not in record or fields <= set(record):
+                out.append(record)
+            elif len(fields) == 1:
+                out.append({**record, next(iter(fields)): record["text"]})
+            else:
+                raise UserError(f"the adapter's prompt template needs the fields "
+                                f"{', '.join(sorted(fields))}: give them as columns of --file")
+        if not template:
+            out = [{**r, "prompt": r.get("prompt", r.get("text"))} for r in out]
+        return out
+
+    def answer(self, model, tokenizer, records, config, *, progress=False, desc="generate"):
+        prompts = [self.format.prompt(r, tokenizer) for r in records]
+        texts = generate_texts(model, tokenizer, prompts,
+                               Decoding.from_config(config.eval, config.training.seed),
+                               add_special_tokens=not self.format.is_chat(records),
+                               progress=progress, desc=desc)
+        return prompts, texts
+
+    def gold_text(self, record):
+        return self.format.response(record)
+
+    def predict(self, model, tokenizer, records, config, labels, batch_size):
+        eval_cfg = config.eval.model_copy(update={"batch_size": batch_size})
+        _, texts = self.answer(model, tokenizer, records, config.model_copy(
+            update={"eval": eval_cfg}))
+        for record, text in zip(records, texts):
+            shown = {k: v for k, v in record.items()
+                     if not k.startswith("_") and k != "prompt" and v is not None}
+            yield {**shown, **self.render(text, record, None, labels)}
+
+    def render(self, output, record, feature, labels):
+        return {"generated": output}
 
     # ------------------------------------------------------------------ comparing two models
-    def text_record(self, text):
-        """The text fills the prompt template's one field, or is the prompt itself."""
-        fields = {f.split(".")[0].split("[")[0]
-                  for f in template_fields(self.format.prompt_template or "")}
-        if not fields:
-            return {"prompt": text}
-        if len(fields) == 1:
-            return {next(iter(fields)): text}
-        raise UserError(f"the adapter's prompt template needs the fields "
-                        f"{', '.join(sorted(fields))}: give them as columns of an inputs file")
-
     def decisions(self, logits, batch):
         """The most likely next token at every attended position."""
         best = logits.argmax(-1)

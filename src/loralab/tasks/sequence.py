@@ -12,9 +12,10 @@ import torch.nn.functional as F
 from transformers import DataCollatorWithPadding
 
 from loralab.config import Config
+from loralab.data.spec import RecordSpec
 from loralab.errors import DataError
-from loralab.evaluation.metrics import classification_metrics, regression_metrics
-from loralab.tasks.base import Task
+from loralab.metrics.scores import classification_metrics, regression_metrics
+from loralab.tasks.encoder import EncoderTask
 from loralab.tasks.labels import infer_label_names, label_id, row_error
 
 
@@ -33,11 +34,12 @@ def encode_texts(records: list[dict], tokenizer: Any, max_length: int) -> list[d
     return [{k: enc[k][i] for k in keys} for i in range(len(records))]
 
 
-class SequenceClassificationTask(Task):
+class SequenceClassificationTask(EncoderTask):
     name = "sequence_classification"
-    default_metric = "f1"
+    default_metric = "f1"  # f1_binary for two labels, f1_macro for more (registry alias)
     auto_model_class = "AutoModelForSequenceClassification"
     peft_task_type = "SEQ_CLS"
+    records = RecordSpec(name, "sentences")
 
     def label_names(self, train: list[dict], config: Config) -> list[str]:
         return infer_label_names(train, config.model.labels, config.model.num_labels)
@@ -55,8 +57,19 @@ class SequenceClassificationTask(Task):
     def loss(self, logits, labels):
         return F.cross_entropy(logits.float(), labels)
 
+    def example_losses(self, logits, labels):
+        return F.cross_entropy(logits.float(), labels, reduction="none").tolist()
+
     def correct(self, logits, labels, tolerance):
         return logits.argmax(-1) == labels
+
+    def head_rows_match(self, rows):
+        return rows is not None and rows > 1
+
+    def metric_names(self, config, labels):
+        f1 = ["f1_binary"] if labels is not None and len(labels) == 2 else ["f1_macro",
+                                                                             "f1_micro"]
+        return ["accuracy", "mcc", *f1, "loss"]
 
     def gather(self, logits, batch):
         return logits.argmax(-1).tolist()
@@ -77,11 +90,21 @@ class SequenceClassificationTask(Task):
                 "scores": {name: round(float(p), 6) for name, p in zip(labels, probs)}}
 
 
-class RegressionTask(Task):
+class RegressionTask(EncoderTask):
     name = "regression"
     default_metric = "pearson"
     auto_model_class = "AutoModelForSequenceClassification"
     peft_task_type = "SEQ_CLS"
+    records = RecordSpec(name, "sentences", numeric_labels=True)
+
+    def head_kwargs(self, labels):
+        return {"num_labels": 1, "problem_type": "regression"}
+
+    def head_rows_match(self, rows):
+        return rows is None or rows == 1  # a one-output head (or none saved: plain PEFT)
+
+    def metric_names(self, config, labels):
+        return ["pearson", "spearman", "mse", "loss"]
 
     def label_names(self, train, config):
         return None
@@ -105,6 +128,9 @@ class RegressionTask(Task):
 
     def loss(self, logits, labels):
         return F.mse_loss(logits.float().view(-1), labels.float().view(-1))
+
+    def example_losses(self, logits, labels):
+        return (logits.float().view(-1) - labels.float().view(-1)).pow(2).tolist()
 
     def correct(self, logits, labels, tolerance):
         return (logits.float().view(-1) - labels.float().view(-1)).abs() <= tolerance

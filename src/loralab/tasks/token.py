@@ -10,9 +10,11 @@ import torch.nn.functional as F
 from transformers import DataCollatorForTokenClassification
 
 from loralab.config import Config
+from loralab.data.spans import split_words
+from loralab.data.spec import RecordSpec
 from loralab.errors import DataError
-from loralab.evaluation.metrics import entity_metrics
-from loralab.tasks.base import Task
+from loralab.metrics.scores import entity_metrics
+from loralab.tasks.encoder import EncoderTask
 from loralab.tasks.labels import row_error
 
 IGNORE = -100
@@ -49,11 +51,26 @@ def tag_spans(words: list[tuple[str, int, int]], tags: list[str],
     return spans
 
 
-class TokenClassificationTask(Task):
+class TokenClassificationTask(EncoderTask):
     name = "token_classification"
-    default_metric = "f1"
+    default_metric = "entity_f1"
     auto_model_class = "AutoModelForTokenClassification"
     peft_task_type = "TOKEN_CLS"
+    records = RecordSpec(name, "tagged_words")
+
+    def metric_names(self, config, labels):
+        return ["entity_f1", "entity_precision", "entity_recall", "token_accuracy", "loss"]
+
+    def prepare_inputs(self, records, config):
+        """Raw text is split into words by the same rule as span training data."""
+        out = []
+        for record in records:
+            if record.get("tokens"):
+                out.append(record)
+                continue
+            words = split_words(record["text"])
+            out.append({**record, "tokens": [w for w, _, _ in words], "_words": words})
+        return out
 
     def label_names(self, train: list[dict], config: Config) -> list[str]:
         names = config.model.labels or bio_label_names(train)
@@ -89,6 +106,13 @@ class TokenClassificationTask(Task):
         return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(),
                                ignore_index=IGNORE)
 
+    def example_losses(self, logits, labels):
+        """Each example's mean loss over its labelled (first sub-token) positions."""
+        nll = F.cross_entropy(logits.float().transpose(1, 2), labels, ignore_index=IGNORE,
+                              reduction="none")
+        counts = (labels != IGNORE).sum(-1).clamp(min=1)
+        return (nll.sum(-1) / counts).tolist()
+
     def correct(self, logits, labels, tolerance):
         mask = labels != IGNORE
         right = (logits.argmax(-1) == labels) | ~mask
@@ -122,12 +146,6 @@ class TokenClassificationTask(Task):
             if text is not None and span["start"] >= 0:
                 span["text"] = text[span["start"]:span["end"]]
         return {"entities": entities, "tags": tags}
-
-    def text_record(self, text):
-        from loralab.data import split_words
-
-        words = split_words(text)
-        return {"text": text, "tokens": [w for w, _, _ in words], "_words": words}
 
     def agreement(self, reference, candidate, labels):
         """Entity-level: F1 of the copy's entity spans against the reference's (100 when

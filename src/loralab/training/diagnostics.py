@@ -12,14 +12,18 @@ from typing import Any
 
 
 class DiagnosticsLog:
-    def __init__(self, path: Path, every: int, *, resume_step: int | None = None) -> None:
+    def __init__(self, path: Path, every: int, *, resume_step: int | None = None,
+                 enabled: bool = True) -> None:
         """`resume_step`: continue a resumed run's log, dropping lines written after the
-        checkpoint (and a line cut short by the kill)."""
+        checkpoint (and a line cut short by the kill). `enabled` False (processes other than
+        the main one) writes nothing."""
         self.every = every
-        kept = kept_lines(path, resume_step) if resume_step is not None else []
-        self.handle = path.open("w", encoding="utf-8")
-        self.handle.writelines(kept)
-        self.handle.flush()
+        self.handle = None
+        if enabled:
+            kept = kept_lines(path, resume_step) if resume_step is not None else []
+            self.handle = path.open("w", encoding="utf-8")
+            self.handle.writelines(kept)
+            self.handle.flush()
         self._loss = self._reg = 0.0
         self._count = 0
         self._parts: dict[str, float] = {}
@@ -56,12 +60,14 @@ class DiagnosticsLog:
             k: v for k, v in metrics.items() if isinstance(v, (int, float))}})
 
     def _write(self, line: dict[str, Any]) -> None:
-        self.handle.write(json.dumps(line) + "\n")
-        self.handle.flush()
+        if self.handle is not None:
+            self.handle.write(json.dumps(line) + "\n")
+            self.handle.flush()
 
     def close(self, step: int, epoch: float) -> None:
         self._flush_pending()
-        self.handle.close()
+        if self.handle is not None:
+            self.handle.close()
 
 
 def kept_lines(path: Path, last_step: int) -> list[str]:

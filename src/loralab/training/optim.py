@@ -1,4 +1,4 @@
-"""Optimizer parameter groups, the warm-up scheduler and the precision choice."""
+"""Optimizer parameter groups and the warm-up scheduler (precision: loralab.models.placement)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,6 @@ from transformers import get_scheduler
 from loralab.config import TrainingConfig
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
-
-
-def mixed_precision(precision: str) -> str:
-    """accelerate's mixed_precision value; `auto` is bf16 (or fp16) on CUDA and fp32 on CPU."""
-    if precision == "auto":
-        if torch.cuda.is_available():
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "no"
-    if precision == "fp16" and not torch.cuda.is_available():
-        return "no"  # fp16 autocast on CPU is slower and less accurate than fp32
-    return {"fp32": "no"}.get(precision, precision)
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainingConfig,

@@ -1,10 +1,15 @@
 """The training recipe: `loralab train CONFIG` from data to the saved adapter, in named steps.
 
     recipe = TrainingRecipe(config, output_dir)
-    metrics = recipe.run()   # setup_data -> setup_model -> setup_optimizer -> fit -> finish
+    metrics = recipe.run_all()   # setup_data -> setup_model -> setup_optimizer -> fit -> finish
 
-One optimizer step is `_train_step`: forward under autocast, task loss (+ the weighted
-variant's regulariser), backward scaled for gradient accumulation, clip, step, schedule.
+One optimizer step is `_train_step` (forward under autocast, the task's loss (+ the weighted
+variant's regulariser), backward scaled for gradient accumulation) for each micro-batch, then
+`_optimizer_step` (clip, step, schedule). Everything that changes while training lives in one
+TrainState (loralab.training.state), whose state_dict() is the checkpoint.
+
+Under `accelerate launch --num_processes N` or `torchrun`, accelerate shards the training and
+evaluation batches over the processes (DDP); only the main process writes the run folder.
 """
 
 from __future__ import annotations
@@ -21,22 +26,20 @@ from transformers import set_seed
 
 from loralab.config import Config
 from loralab.data import load_splits
+from loralab.data.batches import make_loader
 from loralab.errors import ConfigError
 from loralab.evaluation.evaluate import evaluate
-from loralab.models.build import BuiltModel, build_model, set_unfrozen_trainable
+from loralab.models.build import BuiltModel, set_unfrozen_trainable
+from loralab.models.placement import Placement, mixed_precision, resolve_device
 from loralab.tasks import get_task
-from loralab.training.batches import make_loader
-from loralab.training.checkpoint import (
-    remove_checkpoint,
-    restore_checkpoint,
-    save_checkpoint,
-    set_rng_states,
-)
+from loralab.training.checkpoint import remove_checkpoint, save_checkpoint
 from loralab.training.diagnostics import DiagnosticsLog
-from loralab.training.optim import build_optimizer, build_scheduler, mixed_precision
+from loralab.training.optim import build_optimizer, build_scheduler
+from loralab.training.results import run_metrics
 from loralab.training.run_folder import RunFolder
 from loralab.training.selection import BestTracker
-from loralab.training.weighted import WeightedLoRA
+from loralab.training.state import TrainState
+from loralab.training.weighted import WeightedLoRA, ignored_weighted_keys
 
 
 class TrainingRecipe:
@@ -45,68 +48,78 @@ class TrainingRecipe:
         """`resume`: continue from the run folder's checkpoint when it holds one."""
         self.config = config
         self.cfg = config.training
-        self.progress = progress
         self.task = get_task(config.model.task, config)
         self.run = RunFolder(Path(output_dir), overwrite=overwrite)
-        self.accelerator = Accelerator(mixed_precision=mixed_precision(self.cfg.precision))
+        # cpu=True on a machine without a GPU: several processes (torchrun) then use gloo
+        self.accelerator = Accelerator(
+            mixed_precision=mixed_precision(self.cfg.precision,
+                                            fp16_ok=config.lora.method != "weighted"),
+            cpu=resolve_device("auto").type == "cpu")
+        self.main = self.accelerator.is_main_process
+        self.progress = progress and self.main
         self.weighted: WeightedLoRA | None = None
-        self.step = 0
         self.resume_state = self.run.checkpoint_for(config) if resume else None
-        self.resumed_from_step = self.resume_state["step"] if self.resume_state else None
 
     # ------------------------------------------------------------------ setup
     def setup_data(self) -> None:
-        self.splits = load_splits(self.config.data, self.config.model.task)
+        self.splits = load_splits(self.config.data, self.task.records)
         self.labels = self.task.label_names(self.splits["train"], self.config)
 
     def setup_model(self) -> None:
         if self.cfg.threads:
             torch.set_num_threads(self.cfg.threads)
         set_seed(self.cfg.seed)
-        self.built: BuiltModel = build_model(self.config, self.task, self.labels)
+        placement = Placement(self.accelerator.device)
+        self.built: BuiltModel = self.task.build_model(self.config, self.labels, placement)
         tokenizer, max_len = self.built.tokenizer, self.config.model.max_length
         self.features = {name: self.task.encode(records, tokenizer, self.labels, max_len)
                          for name, records in self.splits.items()}
         self.features["train"] = self.task.pack_training(self.features["train"], max_len)
-        self.built.notes.extend(self.task.notes)
+        self.built.notes.extend(self.task.notes + ignored_weighted_keys(self.config.lora))
         self.model = self.built.model.to(self.accelerator.device)
-        for note in self.built.notes:
+        for note in self.built.notes if self.main else []:
             tqdm.write(f"note: {note}")
-        self.task.teacher = self.load_teacher()
+        self.task.prepare_training(self.config, placement)
         if self.config.lora.method == "weighted":
             self.weighted = WeightedLoRA(self.model, self.config.lora)
 
-    @property
-    def trains(self) -> bool:
-        """False for a causal LM's no-LoRA baseline: the base model is only evaluated."""
-        return self.config.lora.enabled or self.task.name != "causal_lm"
-
-    def load_teacher(self) -> torch.nn.Module | None:
-        """A named KD teacher (training.loss kd with teacher:), frozen, in eval mode."""
-        names = {t.teacher for t in self.cfg.loss if t.type == "kd" and t.teacher}
-        if not names:
-            return None
-        if len(names) > 1:
-            raise ConfigError("training.loss: give at most one kd teacher")
-        from loralab.models.causal import load_causal_model
-
-        teacher = load_causal_model(self.config, name=names.pop())
-        teacher.requires_grad_(False)
-        return teacher.to(self.accelerator.device).eval()
-
     def setup_optimizer(self) -> None:
         cfg = self.cfg
-        self.train_loader = make_loader(
-            self.features["train"], self.task.collator(self.built.tokenizer), cfg.batch_size,
-            train=True, seed=cfg.seed, group_by_length=cfg.group_by_length)
+        loader = make_loader(self.features["train"], self.task.collator(self.built.tokenizer),
+                             cfg.batch_size, train=True, seed=cfg.seed,
+                             group_by_length=cfg.group_by_length)
+        generator = loader.sampler.generator
+        self.raw_model = self.model
+        optimizer = build_optimizer(self.model, cfg, self.built.unfrozen_layers)
+        # accelerate wraps the optimizer so fp16 loss scaling (scale, unscale, skip on overflow)
+        # is handled, and with several processes the model in DDP and the loader in shards
+        self.model, self.optimizer = self.accelerator.prepare(self.model, optimizer)
+        self.train_loader = self._shard(loader)
         self.steps_per_epoch = max(math.ceil(len(self.train_loader)
                                              / cfg.gradient_accumulation_steps), 1)
         self.total_steps = cfg.max_steps or math.ceil(self.steps_per_epoch * cfg.epochs)
-        optimizer = build_optimizer(self.model, cfg, self.built.unfrozen_layers)
-        # accelerate wraps the optimizer so fp16 loss scaling (scale, unscale, skip on overflow)
-        # and, under `accelerate launch`, distributed data parallelism are handled for us
-        self.model, self.optimizer = self.accelerator.prepare(self.model, optimizer)
-        self.scheduler = build_scheduler(optimizer, cfg, self.total_steps)
+        scheduler = build_scheduler(optimizer, cfg, self.total_steps)
+        tracker = BestTracker(self.raw_model, cfg, self.task.default_metric)
+        self.state = TrainState(self.raw_model, self.optimizer, scheduler,
+                                self.accelerator.scaler, tracker, generator)
+
+    def _shard(self, loader: Any) -> Any:
+        """The loader as is in one process; sharded over the processes by accelerate in DDP."""
+        if self.accelerator.num_processes == 1:
+            return loader
+        if self.built.unfrozen_layers and self.cfg.unfreeze_after_epoch > 0:
+            raise ConfigError("training.unfreeze_after_epoch > 0 cannot run in several "
+                              "processes (DDP fixes the trained parameters when it starts); "
+                              "set it to 0 to train the unfrozen layers from the start")
+        return self.accelerator.prepare_data_loader(loader)
+
+    @property
+    def trains(self) -> bool:
+        return self.task.trains(self.config)
+
+    @property
+    def step(self) -> int:
+        return self.state.step
 
     # ------------------------------------------------------------------ training
     def _train_step(self, batch: dict[str, torch.Tensor]) -> tuple[float, float, dict]:
@@ -117,7 +130,7 @@ class TrainingRecipe:
             self.weighted.begin_step(batch.get("attention_mask"))
         with self.accelerator.autocast():
             logits = self.model(**batch, **self.task.model_kwargs).logits
-            loss, parts = self.task.training_loss(self.model, batch, logits, gold)
+            loss, parts = self.task.training_loss(self.raw_model, batch, logits, gold)
         reg = torch.zeros((), device=loss.device)
         if self.weighted is not None:
             correct = self.task.correct(logits.detach(), gold, self.config.lora.reg_tolerance)
@@ -131,59 +144,55 @@ class TrainingRecipe:
             params = [p for p in self.model.parameters() if p.requires_grad]
             grad_norm = float(self.accelerator.clip_grad_norm_(params, self.cfg.max_grad_norm))
         self.optimizer.step()
-        self.scheduler.step()
+        self.state.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        self.step += 1
+        self.state.step += 1
         return grad_norm
 
     def _maybe_unfreeze(self, epoch: int) -> None:
         if self.built.unfrozen_layers and epoch == self.cfg.unfreeze_after_epoch:
-            count = set_unfrozen_trainable(self.model, self.built.unfrozen_layers, True)
+            count = set_unfrozen_trainable(self.raw_model, self.built.unfrozen_layers, True)
             tqdm.write(f"epoch {epoch}: unfroze the top {len(self.built.unfrozen_layers)} "
                        f"layers ({count:,} parameters)")
 
     def fit(self) -> None:
-        cfg = self.cfg
-        self.tracker = BestTracker(self.model, cfg, self.task.default_metric)
-        self.epoch_seconds: list[float] = []
-        self.train_seconds, self.samples_seen, self.last_eval_step = 0.0, 0, None
-        self.epoch_elapsed = self.resumed_epoch_seconds = 0.0
+        cfg, state = self.cfg, self.state
         epoch, skip = self._resume()
         self.diagnostics = DiagnosticsLog(self.run.diagnostics_path, cfg.logging_steps,
-                                          resume_step=self.resumed_from_step)
-        self.bar = tqdm(total=self.total_steps, initial=self.step, desc="train",
+                                          resume_step=state.resumed_from_step,
+                                          enabled=self.main)
+        self.bar = tqdm(total=self.total_steps, initial=state.step, desc="train",
                         disable=not self.progress)
         stop = False
         self.model.train()
-        while self.step < self.total_steps and not stop:
+        while state.step < self.total_steps and not stop:
             self._maybe_unfreeze(epoch)
             stop = self._train_epoch(epoch, skip)
             epoch, skip = epoch + 1, 0
             if cfg.eval_strategy == "epoch" and not stop:
                 stop = self._evaluate_and_track(float(epoch))
-            if cfg.checkpoint == "epoch" and not stop and self.step < self.total_steps:
-                save_checkpoint(self, epoch=epoch, micro=0, generator=self._generator_state())
+            if cfg.checkpoint == "epoch" and not stop and state.step < self.total_steps:
+                self._checkpoint(epoch, 0)
         self.bar.close()
-        self.diagnostics.close(self.step, float(epoch))
+        self.diagnostics.close(state.step, float(epoch))
         self.epochs_run = epoch
-
-    def _generator_state(self) -> torch.Tensor:
-        return self.train_loader.sampler.generator.get_state()
 
     def _resume(self) -> tuple[int, int]:
         """(epoch, micro-batches of it already done): (0, 0) for a fresh run."""
-        state = self.resume_state
-        if state is None:
+        if self.resume_state is None:
             return 0, 0
-        restore_checkpoint(self, state)
-        self.train_loader.sampler.generator.set_state(state["epoch_generator"])
-        set_rng_states(state["rng"])
-        if self.built.unfrozen_layers and state["epoch"] > self.cfg.unfreeze_after_epoch:
-            set_unfrozen_trainable(self.model, self.built.unfrozen_layers, True)
-        self.resumed_epoch_seconds = state["counters"]["epoch_elapsed"]
-        where = f"epoch {state['epoch']}" + (f", batch {state['micro']}" if state["micro"] else "")
-        tqdm.write(f"resuming from the checkpoint at step {self.step} ({where})")
-        return state["epoch"], state["micro"]
+        state = self.state
+        state.load_state_dict(self.resume_state)
+        if self.built.unfrozen_layers and state.epoch > self.cfg.unfreeze_after_epoch:
+            set_unfrozen_trainable(self.raw_model, self.built.unfrozen_layers, True)
+        where = f"epoch {state.epoch}" + (f", batch {state.micro}" if state.micro else "")
+        if self.main:
+            tqdm.write(f"resuming from the checkpoint at step {state.step} ({where})")
+        return state.epoch, state.micro
+
+    def _checkpoint(self, epoch: int, micro: int) -> None:
+        if self.main:
+            save_checkpoint(self.run.path, self.state.at(epoch, micro).state_dict())
 
     def _train_epoch(self, epoch: int, skip: int = 0) -> bool:
         """One pass over the training data (or until max_steps); True when training must stop.
@@ -192,15 +201,16 @@ class TrainingRecipe:
         shuffling state was restored, so the same batches come in the same order).
         Time spent in evaluations and checkpoints inside the epoch is not counted.
         """
-        cfg, device = self.cfg, self.accelerator.device
-        self.epoch_generator_state = self._generator_state()
-        self.epoch_elapsed = self.resumed_epoch_seconds if skip else 0.0
+        cfg, device, state = self.cfg, self.accelerator.device, self.state
+        counters = state.counters
+        state.start_epoch(epoch)  # the sampler's generator holds the epoch's starting state
+        counters.epoch_elapsed = counters.epoch_elapsed if skip else 0.0
         started, stop = time.perf_counter(), False
         for micro, batch in enumerate(self.train_loader, start=1):
             if micro <= skip:
                 continue
             batch = {k: v.to(device) for k, v in batch.items()}
-            self.samples_seen += int(batch["input_ids"].shape[0])
+            counters.samples_seen += int(batch["input_ids"].shape[0])
             loss, reg, parts = self._train_step(batch)
             self.diagnostics.add(loss, reg, parts)
             if micro % cfg.gradient_accumulation_steps and micro != len(self.train_loader):
@@ -208,36 +218,35 @@ class TrainingRecipe:
             grad_norm = self._optimizer_step()
             self.bar.update(1)
             self.bar.set_postfix(loss=f"{loss:.4f}")
-            self.diagnostics.maybe_write(self.step, self._epoch_position(epoch, micro),
-                                         self.scheduler.get_last_lr()[0], grad_norm)
-            if self.step >= self.total_steps:
+            self.diagnostics.maybe_write(state.step, self._epoch_position(epoch, micro),
+                                         state.scheduler.get_last_lr()[0], grad_norm)
+            if state.step >= self.total_steps:
                 break
             if self._mid_epoch_due(micro):
-                self.epoch_elapsed += time.perf_counter() - started
+                counters.epoch_elapsed += time.perf_counter() - started
                 stop = self._mid_epoch_events(epoch, micro)
                 started = time.perf_counter()
                 if stop:
                     break
-        self.epoch_elapsed += time.perf_counter() - started
-        self.train_seconds += self.epoch_elapsed
-        self.epoch_seconds.append(round(self.epoch_elapsed, 3))
-        self.epoch_elapsed = 0.0
+        counters.epoch_elapsed += time.perf_counter() - started
+        counters.train_seconds += counters.epoch_elapsed
+        counters.epoch_seconds.append(round(counters.epoch_elapsed, 3))
+        counters.epoch_elapsed = 0.0
         return stop
 
     def _mid_epoch_due(self, micro: int) -> bool:
-        cfg = self.cfg
-        return (cfg.eval_strategy == "steps" and self.step % cfg.eval_steps == 0) or (
-            cfg.checkpoint == "steps" and self.step % cfg.checkpoint_steps == 0
+        cfg, step = self.cfg, self.state.step
+        return (cfg.eval_strategy == "steps" and step % cfg.eval_steps == 0) or (
+            cfg.checkpoint == "steps" and step % cfg.checkpoint_steps == 0
             and micro < len(self.train_loader))
 
     def _mid_epoch_events(self, epoch: int, micro: int) -> bool:
         """Step-based evaluation, then checkpoint; True when early stopping says stop."""
-        cfg, stop = self.cfg, False
-        if cfg.eval_strategy == "steps" and self.step % cfg.eval_steps == 0:
+        cfg, step, stop = self.cfg, self.state.step, False
+        if cfg.eval_strategy == "steps" and step % cfg.eval_steps == 0:
             stop = self._evaluate_and_track(epoch + micro / len(self.train_loader))
-        if cfg.checkpoint == "steps" and self.step % cfg.checkpoint_steps == 0 and not stop:
-            save_checkpoint(self, epoch=epoch, micro=micro,
-                            generator=self.epoch_generator_state)
+        if cfg.checkpoint == "steps" and step % cfg.checkpoint_steps == 0 and not stop:
+            self._checkpoint(epoch, micro)
         return stop
 
     def _epoch_position(self, epoch: int, micro: int) -> float:
@@ -246,17 +255,18 @@ class TrainingRecipe:
     def _evaluate_and_track(self, epoch: float) -> bool:
         """Evaluate, remember the best weights; True when early stopping says stop."""
         metrics = self.evaluate_split("validation")
-        self.last_eval_step = self.step
-        self.diagnostics.write_eval(self.step, epoch, metrics)
-        tqdm.write(f"eval epoch {epoch:g}: " + ", ".join(
-            f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
-        return self.tracker.update(metrics, self.step, epoch)
+        self.state.counters.last_eval_step = self.state.step
+        self.diagnostics.write_eval(self.state.step, epoch, metrics)
+        if self.main:
+            tqdm.write(f"eval epoch {epoch:g}: " + ", ".join(
+                f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
+        return self.state.tracker.update(metrics, self.state.step, epoch)
 
     def evaluate_split(self, split: str) -> dict[str, Any]:
         metrics = evaluate(self.model, self.task, self.features[split], self.labels,
                            self.built.tokenizer, self.cfg.eval_batch_size,
                            autocast=self.accelerator.autocast, progress=self.progress,
-                           desc=split)
+                           desc=split, accelerator=self.accelerator)
         if self.config.eval.generate:
             metrics.update(self.generation_metrics(split))
         return metrics
@@ -268,37 +278,56 @@ class TrainingRecipe:
 
         records = sample(self.splits[split], self.config.eval.max_samples,
                          self.config.data.split_seed)
-        model = self.accelerator.unwrap_model(self.model)
         with self.accelerator.autocast():
             metrics, self.last_generations = generation_metrics(
-                model, self.built.tokenizer, self.task.format, records, self.config,
+                self.raw_model, self.built.tokenizer, self.task, records, self.config,
                 progress=self.progress, desc=f"{split} generate")
         return metrics
 
     # ------------------------------------------------------------------ finish
     def finish(self) -> dict[str, Any]:
         """Final metrics (of the last weights), then the chosen adapter and metrics.json."""
-        final = self.tracker.last if self.last_eval_step == self.step else None
+        state, tracker = self.state, self.state.tracker
+        final = tracker.last if state.counters.last_eval_step == state.step else None
         final = final or self.evaluate_split("validation")
-        if self.tracker.best is None:
-            self.tracker.update(final, self.step, float(self.epochs_run))
+        if tracker.best is None:
+            tracker.update(final, state.step, float(self.epochs_run))
         if self.cfg.save_strategy == "best":
-            self.tracker.restore_best()
+            tracker.restore_best()
         if self.weighted is not None:
             self.weighted.remove()
         test = None
         if self.splits.get("test") and all(self.task.has_gold(r) for r in self.splits["test"]):
             test = self.evaluate_split("test")
+        distributed = self._distributed_counts()
+        if not self.main:
+            return {}
         adapter = None
         if self.config.lora.enabled:
-            adapter = self.run.save_adapter(self.accelerator.unwrap_model(self.model),
-                                            self.built, self.config, self.labels)
-        metrics = self.run.write_metrics(self, final=final, test=test, adapter=adapter)
+            adapter = self.run.save_adapter(self.raw_model, self.built, self.config,
+                                            self.labels)
+        metrics = run_metrics(
+            self.config, state, self.built, epochs=self.epochs_run, final=final, test=test,
+            adapter=adapter, sizes={k: len(v) for k, v in self.features.items()},
+            trivial=self.task.baseline_metrics(self.features["validation"], self.labels),
+            distributed=distributed)
+        self.run.write_metrics(metrics)
         remove_checkpoint(self.run.path)
         return metrics
 
+    def _distributed_counts(self) -> dict[str, Any] | None:
+        """With several processes: the training rows each one saw (all ranks take part)."""
+        if self.accelerator.num_processes == 1:
+            return None
+        from accelerate.utils import gather_object
+
+        seen = gather_object([self.state.counters.samples_seen])
+        self.state.counters.samples_seen = sum(seen)
+        return {"processes": self.accelerator.num_processes, "train_rows_per_process": seen}
+
     def run_all(self) -> dict[str, Any]:
-        self.run.start(self.config)
+        if self.main:
+            self.run.start(self.config)
         self.setup_data()
         self.setup_model()
         if self.trains:
@@ -310,9 +339,10 @@ class TrainingRecipe:
 
     def skip_training(self) -> None:
         """Evaluation only (a causal LM's no-LoRA baseline): the counters of zero steps."""
-        self.tracker = BestTracker(self.model, self.cfg, self.task.default_metric)
-        self.epoch_seconds, self.train_seconds, self.samples_seen = [], 0.0, 0
-        self.last_eval_step, self.epochs_run = None, 0
+        tracker = BestTracker(self.model, self.cfg, self.task.default_metric)
+        self.raw_model = self.model
+        self.state = TrainState(self.model, None, None, None, tracker, torch.Generator())
+        self.epochs_run = 0
 
 
 def train(config: Config, output_dir: str | Path, *, progress: bool = True,

@@ -12,7 +12,7 @@ import platform
 import resource
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -22,10 +22,6 @@ from loralab.errors import UserError
 from loralab.models.adapter_io import adapter_folder_name, save_adapter
 from loralab.models.registry import split_layer_name
 from loralab.training.checkpoint import load_checkpoint
-from loralab.training.selection import saved_parameter
-
-if TYPE_CHECKING:
-    from loralab.training.recipe import TrainingRecipe
 
 METRICS_FILE = "metrics.json"
 
@@ -62,46 +58,8 @@ class RunFolder:
         return save_adapter(model, built.tokenizer, config, labels, built.model_type,
                             self.path / name)
 
-    def write_metrics(self, recipe: TrainingRecipe, *, final: dict, test: dict | None,
-                      adapter: Path | None) -> dict[str, Any]:
-        tracker = recipe.tracker
-        trainable = sum(p.numel() for n, p in recipe.model.named_parameters()
-                        if saved_parameter(n, p))
-        total = sum(p.numel() for n, p in recipe.model.named_parameters()
-                    if "modules_to_save" not in n)
-        metrics = {
-            "name": recipe.config.run_name,
-            "task": recipe.config.model.task,
-            "model": recipe.config.model.name,
-            "adapter": adapter.name if adapter else None,
-            "baseline": not recipe.config.lora.enabled,
-            "metric_for_best": tracker.metric,
-            "best_step": tracker.best_step,
-            "best_epoch": tracker.best_epoch,
-            "saved": recipe.cfg.save_strategy,
-            "final": final,
-            "best": tracker.best,
-            "test": test,
-            "trivial_baseline": recipe.task.baseline_metrics(recipe.features["validation"],
-                                                             recipe.labels),
-            "epochs": recipe.epochs_run,
-            "steps": recipe.step,
-            "train_seconds": round(recipe.train_seconds, 3),
-            "epoch_seconds": recipe.epoch_seconds,
-            "train_samples_per_second": round(recipe.samples_seen
-                                              / max(recipe.train_seconds, 1e-9), 3),
-            "train_samples": len(recipe.features["train"]),
-            "eval_samples": len(recipe.features["validation"]),
-            "trainable_parameters": trainable,
-            "total_parameters": total,
-            "peak_memory_mb": peak_memory_mb(),
-            "target_modules": len(recipe.built.target_modules),
-            "adapted_layers": adapted_layer_count(recipe.built.target_modules),
-            "resumed_from_step": recipe.resumed_from_step,
-            "modules_to_save": recipe.built.modules_to_save,
-            "notes": recipe.built.notes,
-            "versions": library_versions(),
-        }
+    def write_metrics(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        """metrics.json, last and atomically: its presence means the run finished."""
         atomic_write_json(self.path / METRICS_FILE, metrics)
         return metrics
 

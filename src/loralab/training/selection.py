@@ -11,17 +11,22 @@ from typing import Any
 import torch
 
 from loralab.config import TrainingConfig
-from loralab.errors import ConfigError
-
-LOWER_IS_BETTER = ("loss", "mse")
+from loralab.metrics.registry import greater_is_better, resolve_metric
 
 
 class BestTracker:
-    def __init__(self, model: torch.nn.Module, cfg: TrainingConfig, default_metric: str):
+    """`metric_for_best` (or the task default) may be an alias (`f1`): it resolves to the name
+    the evaluations carry (`f1_binary`, `entity_f1`, ...); its direction is the registry's."""
+
+    def __init__(self, model: torch.nn.Module, cfg: TrainingConfig, default_metric: str,
+                 available: list[str] | None = None):
         self.model = model
-        self.metric = (cfg.metric_for_best or default_metric).removeprefix("eval_")
-        self.greater = cfg.greater_is_better if cfg.greater_is_better is not None \
-            else not self.metric.endswith(LOWER_IS_BETTER)
+        self.requested = cfg.metric_for_best or default_metric
+        self.metric = self.requested.removeprefix("eval_")
+        if available is not None:
+            self.metric = resolve_metric(self.requested, available,
+                                         key="training.metric_for_best")
+        self.greater_override = cfg.greater_is_better
         self.patience = cfg.early_stopping_patience
         self.best: dict[str, Any] | None = None
         self.last: dict[str, Any] | None = None
@@ -29,11 +34,16 @@ class BestTracker:
         self._bad_evals = 0
         self._state: dict[str, torch.Tensor] | None = None
 
+    @property
+    def greater(self) -> bool:
+        if self.greater_override is not None:
+            return self.greater_override
+        return greater_is_better(self.metric)
+
     def update(self, metrics: dict[str, Any], step: int, epoch: float) -> bool:
         if self.metric not in metrics:
-            known = ", ".join(k for k, v in metrics.items() if isinstance(v, float))
-            raise ConfigError(f"training.metric_for_best: {self.metric!r} is not a metric of "
-                              f"this task; choose one of: {known}")
+            scores = [k for k, v in metrics.items() if isinstance(v, float)]
+            self.metric = resolve_metric(self.requested, scores, key="training.metric_for_best")
         self.last = metrics
         value = metrics[self.metric]
         if self.best is None or (value > self.best[self.metric] if self.greater

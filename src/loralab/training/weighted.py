@@ -10,22 +10,50 @@ one token. The variant changes training only:
 * label-wise regulariser: ``lambda_reg × mean over correctly predicted examples of
   Σ_layers mean_tokens ‖b‖²`` — computed from the forward activations of the same step, so no
   per-sample gradient is ever stored. Tokens are averaged (padding excluded) so long examples
-  are not damped more than short ones.
+  are not damped more than short ones. Its gradient does NOT pass through the factor above:
+  the factor rescales only the task loss's gradient, so the regulariser stays the L2 penalty
+  it is written as (through the factor, λ‖b‖² would act like a ‖b‖ penalty).
 
 Nothing is copied from PEFT: a forward hook on each ``lora_B`` module sees the branch output
-(before scaling), and the adapter saves and reloads as plain LoRA.
+(before scaling) and reads the layer's scaling (alpha / r, or alpha / sqrt(r) with rsLoRA) when
+it runs; the adapter saves and reloads as plain LoRA.
 """
 
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from peft.tuners.lora import LoraLayer
 
-from loralab.config import LoraConfig
+from loralab.config import WEIGHTED_ONLY, LoraConfig
 from loralab.errors import UserError
+
+
+def ignored_weighted_keys(cfg: LoraConfig) -> list[str]:
+    """Notes for weighted-only keys set under method standard (accepted so that one grid can
+    vary lora.method over a base config; they have no effect there)."""
+    if cfg.method == "weighted":
+        return []
+    fields = type(cfg).model_fields
+    return [f"lora.{key}={getattr(cfg, key)} only acts with lora.method=weighted; ignored"
+            for key in WEIGHTED_ONLY if getattr(cfg, key) != fields[key].default]
+
+
+class _ScaleGrad(torch.autograd.Function):
+    """Identity forward; backward multiplies the incoming gradient by a per-token factor."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(factor)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (factor,) = ctx.saved_tensors
+        return (grad.float() * factor.float()).to(grad.dtype), None
 
 
 class WeightedLoRA:
@@ -40,7 +68,7 @@ class WeightedLoRA:
         for module in model.modules():
             if isinstance(module, LoraLayer):
                 for adapter, lora_b in module.lora_B.items():
-                    hook = partial(self._on_branch_output, scaling=module.scaling[adapter])
+                    hook = partial(self._on_branch_output, layer=module, adapter=adapter)
                     self._handles.append(lora_b.register_forward_hook(hook))
         if not self._handles:
             raise UserError("lora.method=weighted found no LoRA layer to hook")
@@ -50,19 +78,19 @@ class WeightedLoRA:
         self.attention_mask = attention_mask
         self.branch_energy = []
 
-    def _on_branch_output(self, module: torch.nn.Module, inputs, output: torch.Tensor,
-                          scaling: float) -> torch.Tensor:
+    def _on_branch_output(self, module: torch.nn.Module, inputs, output: torch.Tensor, *,
+                          layer: LoraLayer, adapter: str) -> torch.Tensor:
         if not module.training:
             return output
         if self.output_dropout > 0:
             output = F.dropout(output, p=self.output_dropout, training=True)
-        branch = output * scaling
-        if output.requires_grad:
-            factor = self.scale_factor / (branch.detach().norm(dim=-1, keepdim=True) + self.eps)
-            output.register_hook(lambda grad: (grad.float() * factor.float()).to(grad.dtype))
+        branch = output * layer.scaling[adapter]  # read now: PEFT may change the scaling
         if self.lambda_reg > 0:
             self.branch_energy.append(self._per_example_energy(branch))
-        return output
+        if not output.requires_grad:
+            return output
+        factor = self.scale_factor / (branch.detach().norm(dim=-1, keepdim=True) + self.eps)
+        return _ScaleGrad.apply(output, factor)
 
     def _per_example_energy(self, branch: torch.Tensor) -> torch.Tensor:
         """Mean over non-padding tokens of ‖b‖², one value per example."""

@@ -27,7 +27,7 @@ in a container or VM.
 Outcomes per example: "passed", "failed" (a test assert was false), "error" (no code, a
 syntax error, an exception, a memory or output limit, or an exit before the tests finished)
 and "timeout" (wall-clock or CPU limit). Metrics: n, pass@1 (fraction), and the counts
-timeout, error, failed.
+code_timeouts, code_errors, code_failures.
 """
 
 from __future__ import annotations
@@ -239,7 +239,8 @@ def evaluate(predictions: Sequence[str], references: Sequence[Mapping[str, Any]]
     n = len(results)
     statuses = [r.status for r in results]
     metrics = {"n": float(n), "pass@1": statuses.count("passed") / n if n else 0.0}
-    metrics.update({name: float(statuses.count(name)) for name in ("timeout", "error", "failed")})
+    counts = {"code_timeouts": "timeout", "code_errors": "error", "code_failures": "failed"}
+    metrics.update({name: float(statuses.count(status)) for name, status in counts.items()})
     return metrics, details
 
 

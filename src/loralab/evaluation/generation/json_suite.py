@@ -9,7 +9,7 @@ Metrics (fractions 0..1 unless said otherwise):
     valid_json          outputs from which a JSON object could be parsed
     schema_compliance   outputs whose object validates against `schema` (unparsed = non-compliant)
     intent_accuracy     outputs whose "intent" equals the gold intent exactly
-    entity_precision, entity_recall, entity_f1
+    json_entity_precision, json_entity_recall, json_entity_f1
                         micro-averaged over (field, normalised value) pairs of "entities";
                         strings compare casefolded with whitespace collapsed, numbers
                         numerically (40.5 == 40.50), but the string "3" is not the number 3;
@@ -155,9 +155,9 @@ def _aggregate(details: Sequence[Mapping[str, Any]], with_schema: bool) -> dict[
         "n": float(n),
         "valid_json": _ratio(sum(d["valid_json"] for d in details), n),
         "intent_accuracy": _ratio(sum(d["intent_correct"] for d in details), n),
-        "entity_precision": precision,
-        "entity_recall": recall,
-        "entity_f1": _ratio(2 * precision * recall, precision + recall),
+        "json_entity_precision": precision,
+        "json_entity_recall": recall,
+        "json_entity_f1": _ratio(2 * precision * recall, precision + recall),
     }
     if with_schema:
         metrics["schema_compliance"] = _ratio(sum(d["schema_compliant"] for d in details), n)

@@ -16,8 +16,8 @@ Extraction order (first rule that finds a valid letter wins):
 Lower-case letters count only when marked as letters: "(c)", "**c**", or followed by
 punctuation or the end ("c.", "c)"), so "the answer is a bit unclear" finds nothing.
 
-Metrics (fractions 0..1): n (count), accuracy, extraction_rate (a letter was found),
-accuracy/<category> for each category present.
+Metrics (fractions 0..1): n (count), mc_accuracy, mc_extraction_rate (a letter was found),
+mc_accuracy/<category> for each category present.
 """
 
 from __future__ import annotations
@@ -139,8 +139,8 @@ def _aggregate(details: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     n = len(details)
     metrics = {
         "n": float(n),
-        "accuracy": sum(d["correct"] for d in details) / n if n else 0.0,
-        "extraction_rate": sum(d["extracted"] is not None for d in details) / n if n else 0.0,
+        "mc_accuracy": sum(d["correct"] for d in details) / n if n else 0.0,
+        "mc_extraction_rate": sum(d["extracted"] is not None for d in details) / n if n else 0.0,
     }
     by_category: dict[str, list[bool]] = defaultdict(list)
     for detail in details:
@@ -148,5 +148,5 @@ def _aggregate(details: Sequence[Mapping[str, Any]]) -> dict[str, float]:
             by_category[str(detail["category"])].append(detail["correct"])
     for category in sorted(by_category):
         outcomes = by_category[category]
-        metrics[f"accuracy/{category}"] = sum(outcomes) / len(outcomes)
+        metrics[f"mc_accuracy/{category}"] = sum(outcomes) / len(outcomes)
     return metrics

@@ -9,7 +9,7 @@ normalises to nothing, F1 is 1 if both do and 0 otherwise (the v1.1 script gave 
 Metrics (fractions 0..1, not the script's 0..100):
     n             number of examples (count)
     exact_match   mean of the best exact match per example
-    f1            mean of the best token F1 per example
+    qa_f1         mean of the best token F1 per example
 """
 
 from __future__ import annotations
@@ -77,6 +77,6 @@ def evaluate(predictions: Sequence[str], references: Sequence[Mapping[str, Any]]
     metrics = {
         "n": float(n),
         "exact_match": sum(d["exact_match"] for d in details) / n if n else 0.0,
-        "f1": sum(d["f1"] for d in details) / n if n else 0.0,
+        "qa_f1": sum(d["f1"] for d in details) / n if n else 0.0,
     }
     return metrics, details

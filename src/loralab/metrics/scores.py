@@ -1,7 +1,7 @@
-"""Metric functions, each a thin wrapper over scikit-learn, SciPy or seqeval.
+"""Score functions, each a thin wrapper over scikit-learn, SciPy or seqeval.
 
-Names in the returned dicts are the plain names users ask for in `training.metric_for_best`:
-accuracy, f1, mcc, pearson, spearman, precision, recall.
+The names in the returned dicts are the registry's (loralab.metrics.registry): unambiguous
+across tasks, e.g. `f1_binary` vs `f1_macro` vs `entity_f1`.
 """
 
 from __future__ import annotations
@@ -19,17 +19,18 @@ from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 def classification_metrics(predictions: Sequence[int], labels: Sequence[int],
                            num_labels: int) -> dict[str, float]:
-    """Accuracy, F1 and MCC. F1 is the positive-class F1 for two labels, else macro F1."""
+    """Accuracy and MCC; F1 of the positive class (label id 1) for two labels, else macro and
+    micro F1."""
     y_pred, y_true = np.asarray(predictions), np.asarray(labels)
     out = {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "mcc": float(matthews_corrcoef(y_true, y_pred)),
     }
     if num_labels == 2:
-        out["f1"] = float(f1_score(y_true, y_pred, average="binary", pos_label=1,
-                                   zero_division=0))
+        out["f1_binary"] = float(f1_score(y_true, y_pred, average="binary", pos_label=1,
+                                          zero_division=0))
     else:
-        out["f1"] = float(f1_score(y_true, y_pred, average="macro", zero_division=0))
+        out["f1_macro"] = float(f1_score(y_true, y_pred, average="macro", zero_division=0))
         out["f1_micro"] = float(f1_score(y_true, y_pred, average="micro", zero_division=0))
     return out
 
@@ -46,7 +47,7 @@ def regression_metrics(predictions: Sequence[float], labels: Sequence[float]) ->
 
 
 def entity_metrics(predicted_tags: list[list[str]], gold_tags: list[list[str]]) -> dict:
-    """Entity-level precision / recall / F1 plus per-type F1.
+    """Entity-level precision / recall / F1, token accuracy, and F1 per entity type.
 
     seqeval's default (conlleval-compatible) mode, the one published CoNLL scores use: a
     predicted entity that starts with I- still counts as an entity.
@@ -58,9 +59,9 @@ def entity_metrics(predicted_tags: list[list[str]], gold_tags: list[list[str]]) 
     per_type = {name: round(float(row["f1-score"]), 6) for name, row in report.items()
                 if not name.endswith(" avg")}
     return {
-        "precision": float(seqeval_precision(gold_tags, predicted_tags, **kwargs)),
-        "recall": float(seqeval_recall(gold_tags, predicted_tags, **kwargs)),
-        "f1": float(seqeval_f1(gold_tags, predicted_tags, **kwargs)),
-        "accuracy": float(accuracy_score(flat_true, flat_pred)) if flat_true else 0.0,
-        "f1_per_type": per_type,
+        "entity_precision": float(seqeval_precision(gold_tags, predicted_tags, **kwargs)),
+        "entity_recall": float(seqeval_recall(gold_tags, predicted_tags, **kwargs)),
+        "entity_f1": float(seqeval_f1(gold_tags, predicted_tags, **kwargs)),
+        "token_accuracy": float(accuracy_score(flat_true, flat_pred)) if flat_true else 0.0,
+        "entity_f1_per_type": per_type,
     }

@@ -1,0 +1,91 @@
+"""Adapter folders for inference: what task an adapter is, and the model it loads into.
+
+    load_adapter(path, device="cpu")   -> LoadedAdapter(model, tokenizer, task, labels, config)
+    load_base(config)                  -> the base model alone (no adapter), same shape
+
+A loralab adapter folder names its task and labels (label_mapping.json) and its training
+config (loralab_config.yaml); a plain PEFT folder trained elsewhere is read from its
+adapter_config.json (task type, base model) and the saved head's size (labels LABEL_0 ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from loralab.config import Config, validate_config
+from loralab.errors import UserError
+from loralab.models.adapter_io import AdapterFiles, head_rows, read_adapter_files
+from loralab.models.placement import Placement
+from loralab.tasks.base import Task
+from loralab.tasks.registry import TASKS, get_task
+
+
+@dataclass
+class LoadedAdapter:
+    model: torch.nn.Module
+    tokenizer: Any
+    task: Task
+    labels: list[str] | None
+    config: Config
+    path: Path | None = None   # None for a base model loaded alone
+
+
+def adapter_task_name(files: AdapterFiles) -> str:
+    """The task of an adapter folder: its label mapping's, else the task whose PEFT task type
+    (and head size) matches a plain PEFT folder's."""
+    if files.mapping.get("task"):
+        return files.mapping["task"]
+    peft_type = str(files.peft_config.task_type)
+    rows = head_rows(files.path)
+    for name, cls in TASKS.items():
+        if cls.peft_task_type == peft_type and cls().head_rows_match(rows):
+            return name
+    raise UserError(f"{files.path}: cannot tell the task (adapter task_type {peft_type!r}); "
+                    "give --config with model.task")
+
+
+def adapter_labels(files: AdapterFiles, task: Task) -> list[str] | None:
+    """The label mapping's names; for a plain PEFT classifier LABEL_i sized by its head."""
+    if files.mapping:
+        return files.mapping.get("labels")
+    rows = head_rows(files.path)
+    return [f"LABEL_{i}" for i in range(rows)] if rows and rows > 1 else None
+
+
+def read_adapter_metadata(path: str | Path) -> tuple[Config, str, list[str] | None]:
+    """(config, task name, labels) of an adapter folder — loralab's own or plain PEFT's."""
+    files = read_adapter_files(Path(path))
+    task_name = adapter_task_name(files)
+    raw = dict(files.config)
+    raw["model"] = {**raw.get("model", {}), "task": task_name}
+    raw["model"].setdefault("name", files.base_model)
+    config = validate_config(raw)
+    return config, task_name, adapter_labels(files, get_task(task_name, config))
+
+
+def load_adapter(path: str | Path, config: Config | None = None, *, device: str = "auto",
+                 dtype: torch.dtype | None = None) -> LoadedAdapter:
+    """Base model + head + adapter, in eval mode, on `device` (auto: the GPU when there is
+    one) in `dtype` (default: the task's rule, see loralab.models.placement). `config`
+    replaces the stored one for encoding and decoding (the model loads from the stored one)."""
+    path = Path(path)
+    stored, task_name, labels = read_adapter_metadata(path)
+    config = config or stored
+    task = get_task(task_name, config)
+    model, tokenizer = task.load_model(stored, labels, path, Placement.resolve(device, dtype))
+    return LoadedAdapter(model, tokenizer, task, labels, config, path)
+
+
+def load_base(config: Config, *, device: str = "auto",
+              dtype: torch.dtype | None = None) -> LoadedAdapter:
+    """The base model of `config` alone, for tasks whose base model answers by itself."""
+    task = get_task(config.model.task, config)
+    if not task.base_model_answers:
+        raise UserError(f"a {task.name} base model has no trained head to answer with; "
+                        "evaluate an adapter folder instead")
+    model, tokenizer = task.load_model(config, None, None, Placement.resolve(device, dtype))
+    return LoadedAdapter(model, tokenizer, task, None, config, None)

@@ -1,0 +1,62 @@
+"""The contents of a run's metrics.json, from the finished training state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from loralab.config import Config
+from loralab.models.build import BuiltModel
+from loralab.training.run_folder import adapted_layer_count, library_versions, peak_memory_mb
+from loralab.training.selection import saved_parameter
+from loralab.training.state import TrainState
+
+
+def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
+    """(trainable = saved with the adapter, total without PEFT's head copies)."""
+    trainable = sum(p.numel() for n, p in model.named_parameters() if saved_parameter(n, p))
+    total = sum(p.numel() for n, p in model.named_parameters() if "modules_to_save" not in n)
+    return trainable, total
+
+
+def run_metrics(config: Config, state: TrainState, built: BuiltModel, *, epochs: int,
+                final: dict[str, Any], test: dict[str, Any] | None, adapter: Path | None,
+                trivial: dict[str, Any], sizes: dict[str, int],
+                distributed: dict[str, Any] | None) -> dict[str, Any]:
+    tracker, counters = state.tracker, state.counters
+    trainable, total = parameter_counts(state.model)
+    return {
+        "name": config.run_name,
+        "task": config.model.task,
+        "model": config.model.name,
+        "adapter": adapter.name if adapter else None,
+        "baseline": not config.lora.enabled,
+        "metric_for_best": tracker.metric,
+        "best_step": tracker.best_step,
+        "best_epoch": tracker.best_epoch,
+        "saved": config.training.save_strategy,
+        "final": final,
+        "best": tracker.best,
+        "test": test,
+        "trivial_baseline": trivial,
+        "epochs": epochs,
+        "steps": state.step,
+        "train_seconds": round(counters.train_seconds, 3),
+        "epoch_seconds": counters.epoch_seconds,
+        "train_samples_per_second": round(counters.samples_seen
+                                          / max(counters.train_seconds, 1e-9), 3),
+        "train_samples": sizes["train"],
+        "eval_samples": sizes["validation"],
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+        "peak_memory_mb": peak_memory_mb(),
+        "target_modules": len(built.target_modules),
+        "adapted_layers": adapted_layer_count(built.target_modules),
+        "resumed_from_step": state.resumed_from_step,
+        "modules_to_save": built.modules_to_save,
+        "notes": built.notes,
+        "distributed": distributed,
+        "versions": library_versions(),
+    }

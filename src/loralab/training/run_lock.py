@@ -1,0 +1,78 @@
+"""One writer per run folder: RUN/.lock, held by the process that trains into RUN.
+
+`loralab train` and grid workers take the same lock, so two processes never mix their files in
+one folder; the second is refused with the first one's process id. The lock is re-entrant
+within a process (a grid worker holds it, then trains), and `RUN/.lock.owner` names the
+holder while it is held.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from loralab.errors import UserError
+
+LOCK_FILE = ".lock"
+OWNER_FILE = ".lock.owner"
+_held: dict[str, int] = {}   # resolved run folder -> nesting depth in this process
+
+
+class RunFolderBusy(UserError):
+    """Another process is writing the run folder."""
+
+
+def file_lock(run_dir: Path) -> FileLock:
+    return FileLock(str(run_dir / LOCK_FILE))
+
+
+def is_locked(run_dir: Path) -> bool:
+    """True when another process holds the run's lock right now."""
+    if str(run_dir.resolve()) in _held or not (run_dir / LOCK_FILE).exists():
+        return False
+    lock = file_lock(run_dir)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False
+
+
+def owner(run_dir: Path) -> str:
+    try:
+        return (run_dir / OWNER_FILE).read_text(encoding="utf-8").strip() or "?"
+    except OSError:
+        return "?"
+
+
+@contextmanager
+def hold_run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold RUN/.lock (creating RUN); RunFolderBusy when another process holds it."""
+    key = str(run_dir.resolve())
+    if key in _held:
+        _held[key] += 1
+        try:
+            yield
+        finally:
+            _held[key] -= 1
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = file_lock(run_dir)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise RunFolderBusy(f"{run_dir} is being written by process {owner(run_dir)}; wait "
+                            "for it to finish or choose another --output") from None
+    _held[key] = 1
+    try:
+        (run_dir / OWNER_FILE).write_text(f"{os.getpid()}\n", encoding="utf-8")
+        yield
+    finally:
+        del _held[key]
+        (run_dir / OWNER_FILE).unlink(missing_ok=True)
+        lock.release()
