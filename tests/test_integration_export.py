@@ -12,9 +12,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from loralab.cli import main
 from loralab.config import load_config
-from loralab.evaluation.generate import Decoding, generate_texts
 from loralab.models.adapter_io import save_adapter
-from loralab.models.build import build_model
+from loralab.models.generate import Decoding, generate_texts
+from loralab.models.placement import Placement
 from loralab.tasks import get_task
 
 pytestmark = [
@@ -31,7 +31,7 @@ def test_smollm2_gguf_base_exports_merged_with_equal_greedy_generation(tmp_path)
     config = load_config(None, ["model.name=HuggingFaceTB/SmolLM2-135M-Instruct",
                                 "model.task=causal_lm", "data.chat_template=true", "lora.r=4",
                                 "lora.alpha=8", "lora.preset=attention"])
-    built = build_model(config, get_task("causal_lm", config), None)
+    built = get_task("causal_lm", config).build_model(config, None, Placement.cpu_fp32())
     perturb(built.model, seed=1, scale=0.02)
     model, tokenizer = built.model.eval(), built.tokenizer
     prompts = [tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True)

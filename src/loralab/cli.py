@@ -12,6 +12,7 @@ from collections.abc import Callable
 from loralab.errors import UserError
 from loralab.export.cli_args import add_commands as add_export_commands
 from loralab.quiet import quiet_libraries
+from loralab.release_cli import add_commands as add_release_commands
 
 EXIT_USER_ERROR = 2
 
@@ -208,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     add_experiment_commands(sub)
+    add_release_commands(sub)
     add_export_commands(sub)
 
     p = sub.add_parser("data", help="data utilities")

@@ -1,7 +1,8 @@
-"""Export and verification: a PEFT folder, a merged model or an ONNX graph, each checked against
-the adapter it came from.
+"""Getting adapters out of loralab: exports checked against the adapter they came from, and
+published versions for a serving models folder or the hub.
 
-    preflight.py       every argument and folder check, before anything is written
+    preflight.py       every argument and folder check of export / verify, before anything is
+                       written
     source.py          the source adapter: its reference load (CPU, fp32) and weights' sha256
     probe.py           the inputs both models see: validation data, --inputs, or generated text
     outputs.py         one model's outputs on them: logits, decisions, greedy continuations, time
@@ -14,5 +15,6 @@ the adapter it came from.
     peft_export.py     the `peft` format: a clean self-contained adapter folder
     export_command.py  `loralab export`
     verify_command.py  `loralab verify`
-    cli_args.py        the argparse wiring of both commands
+    cli_args.py        the argparse wiring of export and verify
+    publish.py         `loralab publish`: adapter versions into a models folder or the hub
 """

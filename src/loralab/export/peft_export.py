@@ -12,9 +12,9 @@ from typing import Any
 
 from loralab.atomic import atomic_directory, atomic_write_text
 from loralab.errors import UserError
+from loralab.evaluation.gate.results import sha256_file
 from loralab.export.folders import write_manifest
 from loralab.export.model_card import model_card
-from loralab.export.source import sha256_file
 from loralab.models.adapter_io import write_task_files
 from loralab.tasks import LoadedAdapter
 

@@ -6,7 +6,6 @@ model, whatever precision the export is written in or the machine has.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -14,10 +13,11 @@ from typing import Any
 import torch
 
 from loralab.errors import UserError
-from loralab.tasks import LoadedAdapter, load_adapter
+from loralab.evaluation.gate.results import RUN_METRICS, sha256_file
+from loralab.models.placement import Placement
+from loralab.tasks import LoadedAdapter, get_task, load_adapter, read_adapter_metadata
 
 WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
-RUN_METRICS = "metrics.json"
 
 
 def weights_file(adapter: Path) -> Path:
@@ -25,14 +25,6 @@ def weights_file(adapter: Path) -> Path:
         if (adapter / name).is_file():
             return adapter / name
     raise UserError(f"{adapter}: no adapter weights ({' or '.join(WEIGHT_FILES)})")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def source_identity(adapter: Path) -> dict[str, str]:
@@ -43,7 +35,17 @@ def source_identity(adapter: Path) -> dict[str, str]:
 
 
 def load_reference(adapter: Path) -> LoadedAdapter:
-    return load_adapter(adapter, device="cpu", dtype=torch.float32)
+    """Base + adapter on the CPU in fp32. A QLoRA adapter's base loads in full precision (its
+    4-/8-bit form needs CUDA and has no fp32 weights to merge into); `config` keeps the stored
+    quantization, so the export can say so."""
+    stored, task_name, labels = read_adapter_metadata(adapter)
+    if not stored.model.quantization:
+        return load_adapter(adapter, device="cpu", dtype=torch.float32)
+    full = stored.model_copy(update={"model": stored.model.model_copy(
+        update={"quantization": None})})
+    task = get_task(task_name, stored)
+    model, tokenizer = task.load_model(full, labels, adapter, Placement.cpu_fp32())
+    return LoadedAdapter(model, tokenizer, task, labels, stored, adapter)
 
 
 def run_metrics(adapter: Path) -> dict[str, Any] | None:

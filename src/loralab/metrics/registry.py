@@ -9,6 +9,11 @@ results actually carry.
     metric_info("perplexity").higher_is_better   -> False
     resolve_metric("f1", ["accuracy", "f1_binary", "mcc"])  -> "f1_binary"
     is_better(0.8, 0.7, "f1_binary")             -> True
+
+Results files hold metrics under scopes (`validation.f1_binary`, `base.code.pass@1`): the
+metric is what follows the last dot (`split_scoped_name`), since no metric name holds one.
+
+    resolve_scoped_metric("validation.f1", ["validation.f1_binary"])  -> "validation.f1_binary"
 """
 
 from __future__ import annotations
@@ -81,6 +86,9 @@ _METRICS = (
     _m("code_timeouts", "timeouts", False, "suite:code"),
     _m("bleu", "BLEU", True, "suite:text"),
     _m("rougeL", "ROUGE-L", True, "suite:text"),
+    # LLM judge (evaluation.judge): mean 1-10 score, answers the judge gave no score for
+    _m("judge_score", "LLM judge score (1-10)", True, "suite:judge"),
+    _m("judge_failures", "answers the judge did not score", False, "suite:judge"),
     # export fidelity (`loralab export` / `verify`): a copy's outputs against the reference's
     _m("max_abs_diff", "max |Δ logit|", False, FIDELITY,
        description="largest absolute logit difference over the compared positions"),
@@ -172,6 +180,29 @@ def resolve_metric(name: str, available: Iterable[str], *, key: str = "metric") 
     scores = [m for m in present if _is_score(m)] or present
     raise ConfigError(f"{key}: {name!r} is not a metric of these results; choose one of: "
                       f"{', '.join(scores) or 'none'}")
+
+
+def split_scoped_name(name: str) -> tuple[str, str]:
+    """(scope, metric) of a full results name: `base.code.pass@1` -> ("base.code", "pass@1"),
+    `loss` -> ("", "loss"). The metric follows the last dot; the scope may hold dots."""
+    scope, _, metric = name.rpartition(".")
+    return scope, metric
+
+
+def resolve_scoped_metric(name: str, available: Iterable[str], *, key: str = "metric") -> str:
+    """The full name in `available` that `name` asks for: itself, or the same scope with the
+    metric resolved as `find_metric` does (`validation.f1` -> `validation.f1_binary`).
+    ConfigError naming `key` and `name` and listing every name of `available` otherwise."""
+    present = list(dict.fromkeys(available))
+    if name in present:
+        return name
+    scope, metric = split_scoped_name(name)
+    same_scope = {split_scoped_name(p)[1]: p for p in present if split_scoped_name(p)[0] == scope}
+    found = find_metric(metric, same_scope)
+    if found is None:
+        raise ConfigError(f"{key}: {name!r} is not in these results; they hold: "
+                          f"{', '.join(present) or 'no metrics'}")
+    return same_scope[found]
 
 
 def _is_score(name: str) -> bool:
