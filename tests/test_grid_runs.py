@@ -13,7 +13,7 @@ from grid_helpers import statuses, write_grid
 
 from loralab.cli import main
 from loralab.experiments.index import INDEX_FILE
-from loralab.experiments.worker import is_locked
+from loralab.training.run_lock import is_locked
 
 
 def grid_cmd(path, out, *extra):

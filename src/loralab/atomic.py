@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from loralab.errors import UserError
 
 
 def _umask() -> int:
@@ -32,6 +35,28 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+OS_ERROR = re.compile(r"os error (\d+)")  # how Rust libraries (safetensors) report errno
+
+
+@contextmanager
+def named_errors(path: str | Path) -> Iterator[None]:
+    """A failed write (a full disk, a read-only folder) becomes an OSError naming `path`, also
+    when it surfaced without a file name or from a library that wraps errno in its own type,
+    so the one-line error says which file could not be written."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
+    except Exception as exc:
+        match = OS_ERROR.search(str(exc))
+        if match is None:
+            raise
+        number = int(match[1])
+        raise OSError(number, os.strerror(number), str(path)) from None
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temp path beside `path` to write to (by any means); on success it is synced and
@@ -42,10 +67,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(name)
     try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are for everyone
-        _fsync(tmp)
-        os.replace(tmp, path)
+        with named_errors(path):
+            yield tmp
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are for everyone
+            _fsync(tmp)
+            os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -80,3 +106,23 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def check_writable_dir(path: str | Path, what: str = "--output") -> None:
+    """Refuse, before anything is written, an output folder that cannot be one: an existing
+    file, a path under a file, or a place this process cannot write (a temp file is created
+    and removed in the nearest existing folder to find out)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{what} {path} is a file, not a folder")
+    parent = path
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"{what} {path} lies under {parent}, which is a file")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".loralab-write-test.", suffix=".tmp", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserError(f"{what} {path}: cannot write in {parent} ({exc.strerror})") from None

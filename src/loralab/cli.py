@@ -6,6 +6,7 @@ User errors (bad config, bad data, bad arguments) print one line and exit with c
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Callable
 
@@ -15,6 +16,8 @@ from loralab.quiet import quiet_libraries
 from loralab.release_cli import add_commands as add_release_commands
 
 EXIT_USER_ERROR = 2
+FILESYSTEM_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                     errno.EFBIG, errno.ENOTDIR, errno.EISDIR}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -118,7 +121,8 @@ def add_experiment_commands(sub) -> None:
                    help="list every run with its id and its differences from the base config")
     p.add_argument("--smoke", action="store_true",
                    help="the same grid on a few samples and one epoch (the grid's smoke: keys)")
-    p.add_argument("--jobs", "-j", type=int, default=1, help="local runs at once (default 1)")
+    p.add_argument("--jobs", "-j", type=positive_int, default=1,
+                   help="local runs at once (default 1)")
     p.add_argument("--shard", metavar="I/N",
                    help="run only the I-th of N slices (0-based), e.g. $SLURM_ARRAY_TASK_ID/4")
     p.add_argument("--backend", choices=["local", "ray"], default="local")
@@ -163,7 +167,7 @@ def _add_common(parser: argparse.ArgumentParser, *, config_positional: bool) -> 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="loralab", description=__doc__.splitlines()[0])
+    parser = Parser(prog="loralab", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -199,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="second text for pair tasks, one per --text")
     p.add_argument("--file", help="JSONL/CSV/TSV with a text column (and text_pair), "
                                   "or a .txt file with one text per line")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=positive_int, default=32)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("demo", help="train and evaluate the built-in default, offline")
@@ -240,9 +244,39 @@ def _version() -> str:
     return f"loralab {__version__}"
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (the message names the value)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse errors as loralab's one line (and exit code 2)."""
+
+    def error(self, message: str) -> None:
+        print(f"loralab: error: {self.prog}: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR)
+
+
+def filesystem_message(exc: OSError) -> str | None:
+    """One line for an error of the file system (full disk, read-only, no permission)."""
+    if exc.errno not in FILESYSTEM_ERRNOS:
+        return None
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"cannot write {where}{exc.strerror or exc}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         quiet_libraries()
@@ -256,6 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `loralab ... | head`
         sys.stderr.close()
         return 0
+    except OSError as exc:
+        message = filesystem_message(exc)
+        if message is None:
+            raise
+        print(f"loralab: error: {message}", file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 if __name__ == "__main__":

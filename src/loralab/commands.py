@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
 
+from loralab.atomic import check_writable_dir
 from loralab.config import apply_override, load_config, validate_config
 from loralab.errors import UserError
 from loralab.summary import summary_line
@@ -19,6 +21,9 @@ def run_train(config_path: str, overrides: list[str], output: str | None, *,
     config = load_config(config_path, overrides)
     if resume and not output:
         raise UserError("--resume needs --output: the run folder to continue")
+    if not output and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise UserError("give --output when training in several processes (each would "
+                        "otherwise name its own time-stamped folder)")
     output = output or f"runs/{config.run_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     metrics = train(config, output, progress=progress, overwrite=overwrite, resume=resume)
     if metrics:  # empty on the other processes of a distributed run
@@ -47,7 +52,12 @@ def run_eval(adapter_path: str | None, config_path: str | None, overrides: list[
 
     if bool(adapter_path) == bool(base_model):
         raise UserError("give an adapter folder, or --model BASE to evaluate a base model")
+    if output:
+        check_writable_dir(output)  # before the evaluation is spent
     if base_model:
+        if baseline:
+            raise UserError("--baseline compares an adapter with its base model; --model "
+                            "already evaluates the base model alone")
         if not config_path:
             raise UserError("--model needs --config: the config whose data, prompt format and "
                             "metrics to use")

@@ -10,11 +10,21 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from loralab.errors import ConfigError
 
@@ -25,6 +35,24 @@ MetricSuite = Literal["json", "qa", "multiple_choice", "code", "text"]
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """pydantic reads `true` as 1 for a number field; a boolean there is a mistake."""
+        if isinstance(value, bool) and info.field_name is not None:
+            annotation = cls.model_fields[info.field_name].annotation
+            if _numeric(annotation):
+                raise ValueError(f"expected a number, got the boolean {str(value).lower()}")
+        return value
+
+
+def _numeric(annotation: Any) -> bool:
+    """A number field (int / float, optionally None) that does not also accept a bool."""
+    members = typing.get_args(annotation) or (annotation,)
+    return bool(members) and bool not in members and all(
+        m in (int, float, type(None)) for m in members) and any(m in (int, float)
+                                                                for m in members)
 
 
 class ModelConfig(Section):
@@ -221,8 +249,8 @@ class Config(Section):
                                  f"{self.model.task})")
         if self.lora.method == "weighted" and self.training.precision == "fp16":
             raise ValueError("lora.method=weighted cannot train in training.precision=fp16: "
-                             "its gradient factor is 1/lora.eps while B is still zero, which "
-                             "overflows fp16; use bf16 or fp32")
+                             "its gradient factor is lora.scale_factor / lora.eps while B is "
+                             "still zero, which overflows fp16; use bf16 or fp32")
         if [t.type for t in self.training.loss] != ["ce"]:
             raise ValueError("training.loss terms other than ce are for model.task=causal_lm")
         return self
@@ -262,6 +290,8 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     base_dir = Path.cwd()
     if path is not None:
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError(f"{path} is a folder, not a config file; give the YAML file")
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         raw = read_yaml_mapping(path)
@@ -336,6 +366,9 @@ def validate_config(raw: dict[str, Any]) -> Config:
         raise ConfigError(format_validation_error(exc)) from None
 
 
+DOTTED_KEY = re.compile(r"\b[a-z_]+\.[a-z_]+\b")
+
+
 def format_validation_error(exc: ValidationError) -> str:
     by_key: dict[str, list[str]] = {}
     for err in exc.errors():
@@ -345,9 +378,13 @@ def format_validation_error(exc: ValidationError) -> str:
             message = f"{key}: unknown key{suggest_key(loc)}"
         elif err["type"] == "value_error":
             message = str(err["msg"]).removeprefix("Value error, ")
+            if key and not DOTTED_KEY.search(message):  # a field's own check: name the key
+                message = f"{key}: {message}"
         else:
             got = err.get("input")
-            shown = f" (got {got!r})" if not isinstance(got, dict) else ""
+            shown = f" (got {got!r})" if not isinstance(got, dict) else (
+                f" (got the mapping {got!r}: YAML reads {{...}} as a mapping; quote the value, "
+                f"e.g. --set '{key}=\"{{...}}\"')" if "str" in err["type"] else "")
             detail = f"as {branch}: {err['msg']}" if branch else err["msg"]
             message = f"{key}: {detail}{shown}"
         by_key.setdefault(key, []).append(message)

@@ -32,17 +32,24 @@ def read_input_file(path: Path, task: Task) -> list[dict]:
         raise DataError("file not found", file=str(path))
     if path.suffix == ".txt":
         lines = path.read_text(encoding="utf-8-sig").splitlines()
-        return [{"text": line, "text_pair": None, "_src": f"{path}:{i}"}
-                for i, line in enumerate(lines, start=1) if line.strip()]
+        return nonempty([{"text": line, "text_pair": None, "_src": f"{path}:{i}"}
+                         for i, line in enumerate(lines, start=1) if line.strip()], str(path))
     from loralab.config import DataConfig
     from loralab.data import read_file
 
     return read_file(path, DataConfig(), task.input_spec, "test")
 
 
+def nonempty(records: list[dict], source: str) -> list[dict]:
+    if not records:
+        raise DataError("the file holds no inputs (no non-blank lines)", file=source)
+    return records
+
+
 @torch.no_grad()
 def predict_records(loaded: LoadedAdapter, records: list[dict],
                     batch_size: int = 32) -> Iterator[dict[str, Any]]:
+    loaded.task.check_inputs(records, loaded.inputs)
     records = loaded.task.prepare_inputs(records, loaded.config)
     yield from loaded.task.predict(loaded.model, loaded.tokenizer, records, loaded.config,
                                    loaded.labels, batch_size)

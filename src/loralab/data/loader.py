@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,18 @@ from loralab.errors import UserError
 SPLITS = ("train", "validation", "test")
 
 
+@dataclass
+class LoadedData:
+    splits: dict[str, list[dict[str, Any]]]   # after hold-out and max_*_samples
+    every_record: list[dict[str, Any]]        # every split before sampling (for label sets)
+
+
 def load_splits(cfg: DataConfig, spec: RecordSpec) -> dict[str, list[dict[str, Any]]]:
+    """The splits of `load_data` (see there)."""
+    return load_data(cfg, spec).splits
+
+
+def load_data(cfg: DataConfig, spec: RecordSpec) -> LoadedData:
     """{"train", "validation"[, "test"]} -> records in the shape `spec` asks for.
 
     `sentences` records are {"text", "text_pair", "label", "_src"} (labels: str, or float
@@ -40,7 +52,9 @@ def load_splits(cfg: DataConfig, spec: RecordSpec) -> dict[str, list[dict[str, A
         splits = _load_local(cfg, spec)
     else:
         raise UserError("data.train or data.hub is required")
-    return finish_splits(apply_filter(splits, cfg.filter), cfg)
+    filtered = apply_filter(splits, cfg.filter)
+    return LoadedData(finish_splits(filtered, cfg),
+                      [record for split in filtered.values() for record in split])
 
 
 def _load_local(cfg: DataConfig, spec: RecordSpec) -> dict[str, list[dict[str, Any]]]:

@@ -84,6 +84,7 @@ def read_delimited(path: Path, fmt: str, headerless: bool) -> Table:
     if not lines:
         raise DataError("the file is empty", file=source)
     header: list[Any] = list(range(len(lines[0]))) if headerless else lines[0]
+    check_unique_columns(header, source)
     body = lines if headerless else lines[1:]
     if not body:
         raise DataError("no data rows under the header", file=source)
@@ -115,10 +116,13 @@ def read_jsonl(path: Path) -> Table:
             if not line.strip():
                 continue
             try:
-                numbered.append((number, json.loads(line)))
+                numbered.append((number, json.loads(line, object_pairs_hook=unique_keys)))
             except json.JSONDecodeError as exc:
                 raise DataError(f"not valid JSON: {exc.msg}", file=str(path),
                                 row=number) from None
+            except DuplicateKey as exc:
+                raise DataError(f"the field {exc.key!r} appears twice in this object",
+                                file=str(path), row=number, column=exc.key) from None
     return table_from_records(str(path), numbered)
 
 
@@ -147,10 +151,38 @@ def json_table(data: Any, source: str) -> Table:
 def load_json(path: Path) -> Any:
     with _opened(path) as handle:
         try:
-            return json.load(handle)
+            return json.load(handle, object_pairs_hook=unique_keys)
         except json.JSONDecodeError as exc:
             raise DataError(f"not valid JSON: {exc.msg} (line {exc.lineno})",
                             file=str(path)) from None
+        except DuplicateKey as exc:
+            raise DataError(f"the field {exc.key!r} appears twice in one object",
+                            file=str(path), column=exc.key) from None
+
+
+class DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json object_pairs_hook: a key given twice is an error (json keeps the last silently)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def check_unique_columns(columns: list[Any], source: str) -> None:
+    seen: set[Any] = set()
+    for column in columns:
+        if column in seen:
+            raise DataError(f"the column {column!r} appears twice in the header",
+                            file=source, column=str(column))
+        seen.add(column)
 
 
 def looks_like_clinc(data: dict[str, Any]) -> bool:
@@ -166,6 +198,7 @@ def read_parquet(path: Path) -> Table:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises several types for a bad file
         raise DataError(f"not a readable parquet file: {exc}", file=str(path)) from None
+    check_unique_columns(table.column_names, str(path))
     numbered = list(enumerate(table.to_pylist(), start=1))
     return table_from_records(str(path), numbered)
 

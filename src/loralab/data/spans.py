@@ -98,7 +98,13 @@ def _span(span: Any, length: int, *, file: str, row: int, column: str) -> tuple[
                             column=column)
         found[name] = span[key]
     start, end, label = found["start"], found["end"], str(found["label"])
-    if not (type(start) is int and type(end) is int and 0 <= start < end <= length):
-        raise DataError(f"span {start!r}-{end!r} ({label}) is outside the text (length "
+    if not (type(start) is int and type(end) is int):
+        raise DataError(f"span {start!r}-{end!r} ({label}): offsets must be integers",
+                        file=file, row=row, column=column)
+    if start >= end:
+        raise DataError(f"span {start}-{end} ({label}) is reversed or empty: its start must "
+                        "come before its end", file=file, row=row, column=column)
+    if not 0 <= start < end <= length:
+        raise DataError(f"span {start}-{end} ({label}) is outside the text (length "
                         f"{length})", file=file, row=row, column=column)
     return start, end, label

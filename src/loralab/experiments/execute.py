@@ -17,7 +17,8 @@ from typing import Any
 
 from loralab.experiments.records import FAILED, KILLED, RUNNING
 from loralab.experiments.status import LOG_FILE, log_tail, mark, read_status
-from loralab.experiments.worker import EXIT_BUSY, is_locked, run_lock, try_acquire
+from loralab.experiments.worker import EXIT_BUSY
+from loralab.training.run_lock import RunFolderBusy, hold_run_lock, is_locked
 
 BUSY = "busy"
 _children: set[subprocess.Popen] = set()
@@ -69,14 +70,12 @@ def settle(run_dir: Path, code: int) -> dict[str, Any]:
     """The child's own record, or (if it died without writing one) a `killed` record."""
     status = read_status(run_dir)
     if status.get("status") == RUNNING:
-        lock = run_lock(run_dir)
-        if not try_acquire(lock):
-            return status  # someone else took the run over in the meantime
         try:
-            status = mark(run_dir, KILLED, error=signal_text(code), returncode=code,
-                          log_tail=log_tail(run_dir))
-        finally:
-            lock.release()
+            with hold_run_lock(run_dir):
+                status = mark(run_dir, KILLED, error=signal_text(code), returncode=code,
+                              log_tail=log_tail(run_dir))
+        except RunFolderBusy:
+            return status  # someone else took the run over in the meantime
     elif status.get("status") in (FAILED, KILLED):
         status = mark(run_dir, status["status"], log_tail=log_tail(run_dir))
     return status

@@ -20,6 +20,7 @@ from loralab.config import (
     set_dotted,
     validate_config,
 )
+from loralab.data.paths import expand_paths
 from loralab.errors import ConfigError
 from loralab.experiments.grid_spec import GridSpec, load_grid_file
 from loralab.experiments.naming import dataset_label, model_label, run_id, run_name, slug
@@ -79,11 +80,27 @@ def build_plan(path: str | Path, overrides: list[str] | None = None, *,
                 drafts.append(draft(base_raw, shared, extra, smoke_keys, grid_dir,
                                     (m_label, d_label, True), errors))
     if errors:
-        raise ConfigError(f"{path}: invalid runs in the grid:\n  " + "\n  ".join(
-            dict.fromkeys(errors)))
+        unique = list(dict.fromkeys(errors))
+        raise ConfigError(f"{path}: {len(unique)} invalid run(s) in the grid: "
+                          + " | ".join(unique))
     drafts = [d for d in drafts if not excluded(d, spec.exclude)]
     labelled = {k for _, keys in models + datasets for k in keys}
     return GridPlan(path, spec, base, finish_runs(drafts, base, labelled))
+
+
+def check_sources(plan: GridPlan) -> None:
+    """Every run's data files and local model folder exist, before any run folder is made
+    (the full checks of data and model happen in each run, before it writes anything)."""
+    seen: set[tuple[str, str]] = set()
+    for run in plan.runs:
+        data, name = run.config.data, run.config.model.name
+        for key in ("train", "validation", "test"):
+            value = getattr(data, key)
+            if value and (key, value) not in seen:
+                seen.add((key, value))
+                expand_paths(value, f"data.{key}")
+        if name.startswith("/") and not Path(name).exists():
+            raise ConfigError(f"{plan.source}: model.name {name}: no such folder")
 
 
 def load_base(spec: GridSpec, inline_base: dict[str, Any], grid_dir: Path) -> Config:
@@ -133,10 +150,11 @@ def dataset_axis(spec: GridSpec, base: Config) -> Axis:
 
 def unique_labels(axis: Axis, where: str) -> Axis:
     labels = [label for label, _ in axis]
-    for label in labels:
-        if labels.count(label) > 1:
-            raise ConfigError(f"{where}: two entries are both labelled {label!r}; give each "
-                              "entry a distinct name:")
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        shown = ", ".join(f"{label!r} ({labels.count(label)} entries)" for label in repeated)
+        raise ConfigError(f"{where}: entries share a label: {shown}; give each entry a "
+                          f"distinct name: (e.g. name: {repeated[0]}-2)")
     return axis
 
 

@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loralab.atomic import atomic_write_json, atomic_write_text
+from loralab.atomic import atomic_write_json, atomic_write_text, check_writable_dir
 from loralab.config import dump_config
 from loralab.errors import UserError
 from loralab.experiments.execute import BUSY
-from loralab.experiments.expand import GridPlan, PlannedRun, build_plan
+from loralab.experiments.expand import GridPlan, PlannedRun, build_plan, check_sources
 from loralab.experiments.index import RUNS_DIR, record_run
 from loralab.experiments.records import FAILED, FINISHED
 from loralab.experiments.status import (
@@ -28,7 +28,7 @@ from loralab.experiments.status import (
     read_status,
     write_status,
 )
-from loralab.experiments.worker import is_locked
+from loralab.training.run_lock import is_locked
 
 PLAN_FILE = "plan.json"
 
@@ -121,15 +121,18 @@ class GridProgress:
 def run_grid(grid_file: str, output: str | None, overrides: list[str], *, dry_run: bool,
              smoke: bool, jobs: int, shard: str | None, backend: str, address: str | None,
              retry_failed: bool) -> int:
+    if jobs < 1:
+        raise UserError(f"--jobs must be at least 1 (got {jobs})")
+    slice_ = parse_shard(shard)
     plan = build_plan(grid_file, overrides, smoke=smoke)
     out = Path(output) if output else default_output(grid_file, smoke)
+    check_writable_dir(out)
     if dry_run:
         print_plan(plan, out)
         return 0
-    if jobs < 1:
-        raise UserError("--jobs must be at least 1")
+    check_sources(plan)
     prepare_folders(plan, out)
-    mine = shard_runs(plan.runs, parse_shard(shard))
+    mine = shard_runs(plan.runs, slice_)
     todo, counts = [], {}
     for run in mine:
         run_dir = out / RUNS_DIR / run.folder

@@ -63,6 +63,13 @@ class GridSpec(BaseModel):
                 raise ValueError(f"grid.{key} is an empty list; give at least one value")
         return grid
 
+    @field_validator("seeds")
+    @classmethod
+    def _some_seeds(cls, seeds: list[int] | None) -> list[int] | None:
+        if seeds is not None and not seeds:
+            raise ValueError("seeds is an empty list; give at least one seed or leave it out")
+        return seeds
+
     @property
     def zip_groups(self) -> list[dict[str, list[Any]]]:
         return [self.zip] if isinstance(self.zip, dict) else list(self.zip)
@@ -73,6 +80,9 @@ def load_grid_file(path: Path) -> tuple[GridSpec, dict[str, Any], Path]:
     if not path.is_file():
         raise ConfigError(f"grid file not found: {path}")
     raw = read_yaml_mapping(path)
+    if not raw:
+        raise ConfigError(f"{path}: the grid file is empty; give a base: config and what to "
+                          "vary (grid:, zip:, variants:, models:, datasets:, seeds:)")
     grid_dir = path.resolve().parent
     if "base" in raw:
         stray = sorted(set(raw) & set(CONFIG_SECTIONS) - {"name"})

@@ -19,7 +19,7 @@ from loralab.experiments.report_model import (
 
 STD_NOTE = ("mean ± sample std over seeds (ddof=1); the std is blank for a single seed")
 GAIN_NOTE = ("gain = mean minus the mean of the no-LoRA baseline of the same model x dataset, "
-             "sign-flipped for lower-is-better metrics (names ending in loss or mse), so a "
+             "sign-flipped for lower-is-better metrics (loss, mse, perplexity, ...), so a "
              "positive gain always means better than the baseline")
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from loralab.errors import UserError
 from loralab.experiments.index import INDEX_FILE, query, reindex, row_to_record
 from loralab.experiments.status import STATUS_FILE, log_tail, record_from_folder
+from loralab.metrics.registry import find_metric
 
 
 def format_table(rows: list[list[str]], header: list[str]) -> str:
@@ -51,7 +52,8 @@ def table_row(row: sqlite3.Row, extra: str | None) -> list[str]:
              number(row["trainable_parameters"])]
     if extra:
         chosen = json.loads(row["chosen"] or "{}")
-        value = chosen.get(extra, row[extra] if extra in row.keys() else None)
+        name = find_metric(extra, chosen) or extra  # `f1` shows the f1_binary / entity_f1 value
+        value = chosen.get(name, row[extra] if extra in row.keys() else None)
         if value is None and "." in extra:
             node: Any = json.loads(row["config"] or "{}")
             for part in extra.split("."):

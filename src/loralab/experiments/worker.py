@@ -1,10 +1,12 @@
 """One grid run in its own process: `python -m loralab.experiments.worker RUN_DIR`.
 
-The worker holds the run's file lock for as long as it trains, so two grid invocations (or a
-grid whose parent died while this process went on) never train the same run twice. It resumes
-from the run folder's checkpoint when there is one. Exit codes: 0 finished, 1 failed, 2 bad
-config or data, 75 the run is locked by (or was finished by) another process,
-130 interrupted.
+The worker holds the run's file lock (the one `loralab train` takes, loralab.training.run_lock)
+for as long as it trains, so two grid invocations (or a grid whose parent died while this
+process went on) never train the same run twice. It resumes from the run folder's checkpoint
+when there is one, and records its result in the grid's index itself when it ends, so the
+result is indexed even when the grid process that started it was killed.
+Exit codes: 0 finished, 1 failed, 2 bad config or data, 75 the run is locked by (or was
+finished by) another process, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -14,36 +16,14 @@ import sys
 import traceback
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from loralab.errors import UserError
+from loralab.experiments.index import RUNS_DIR, record_run
 from loralab.experiments.records import FAILED, FINISHED, KILLED, RUNNING
 from loralab.experiments.status import CONFIG_FILE, METRICS_FILE, mark
 from loralab.quiet import quiet_libraries
+from loralab.training.run_lock import RunFolderBusy, hold_run_lock
 
-LOCK_FILE = ".lock"
 EXIT_BUSY = 75
-
-
-def run_lock(run_dir: Path) -> FileLock:
-    return FileLock(str(run_dir / LOCK_FILE))
-
-
-def try_acquire(lock: FileLock) -> bool:
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return False
-    return True
-
-
-def is_locked(run_dir: Path) -> bool:
-    """True when another process holds the run's lock right now."""
-    lock = run_lock(run_dir)
-    if not try_acquire(lock):
-        return True
-    lock.release()
-    return False
 
 
 def train_run(run_dir: Path) -> int:
@@ -61,15 +41,7 @@ def train_run(run_dir: Path) -> int:
     return 0
 
 
-def main(argv: list[str]) -> int:
-    run_dir = Path(argv[0])
-    lock = run_lock(run_dir)
-    if not try_acquire(lock):
-        print(f"{run_dir.name}: locked by another process", file=sys.stderr)
-        return EXIT_BUSY
-    if (run_dir / METRICS_FILE).is_file():  # finished by another process since it was planned
-        lock.release()
-        return EXIT_BUSY
+def run_and_mark(run_dir: Path) -> int:
     try:
         mark(run_dir, RUNNING, pid=os.getpid())
         code = train_run(run_dir)
@@ -87,8 +59,31 @@ def main(argv: list[str]) -> int:
         traceback.print_exc()
         mark(run_dir, FAILED, error=f"{type(exc).__name__}: {exc}", returncode=1)
         return 1
-    finally:
-        lock.release()
+
+
+def record_in_index(run_dir: Path) -> None:
+    """The run's row in GRID/index.sqlite (GRID/runs/<run>): also when the grid is gone."""
+    if run_dir.parent.name != RUNS_DIR:
+        return
+    try:
+        record_run(run_dir.parent.parent, run_dir)
+    except Exception as exc:  # noqa: BLE001 - `loralab runs reindex` rebuilds it anyway
+        print(f"could not record the run in the index ({exc}); run loralab runs reindex",
+              file=sys.stderr)
+
+
+def main(argv: list[str]) -> int:
+    run_dir = Path(argv[0])
+    try:
+        with hold_run_lock(run_dir):
+            if (run_dir / METRICS_FILE).is_file():  # finished by another process meanwhile
+                return EXIT_BUSY
+            code = run_and_mark(run_dir)
+            record_in_index(run_dir)
+            return code
+    except RunFolderBusy:
+        print(f"{run_dir.name}: locked by another process", file=sys.stderr)
+        return EXIT_BUSY
 
 
 if __name__ == "__main__":

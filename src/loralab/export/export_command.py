@@ -126,7 +126,8 @@ def write_model_files(folder: Path, request: ExportRequest, merged: MergedModel,
                                        request.opset)
         model.config.save_pretrained(folder)  # id2label / label2id beside the graph
     loaded.tokenizer.save_pretrained(folder)
-    write_task_files(folder, loaded.config, loaded.labels, manifest["model_type"])
+    write_task_files(folder, loaded.config, loaded.labels, manifest["model_type"],
+                     loaded.inputs)
 
 
 def checked(reference: ModelOutputs, candidate: ModelOutputs, loaded: LoadedAdapter,

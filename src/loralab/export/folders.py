@@ -124,8 +124,9 @@ def load_export(folder: str | Path) -> LoadedAdapter:
         require_onnx("an ONNX export")
     config, task_name, labels = export_metadata(folder)
     task = get_task(task_name, config)
+    inputs = json.loads((folder / LABELS_FILE).read_text(encoding="utf-8")).get("inputs")
     return LoadedAdapter(open_model(folder, fmt, task), open_tokenizer(folder), task, labels,
-                         config, folder)
+                         config, folder, inputs)
 
 
 def library_versions() -> dict[str, str]:

@@ -28,7 +28,8 @@ def export_peft(request: Any, loaded: LoadedAdapter, manifest: dict[str, Any],
         if sha256_file(tmp / weights) != manifest["source"]["sha256"]:
             raise UserError(f"{request.adapter / weights} changed while it was copied")
         loaded.tokenizer.save_pretrained(tmp)
-        write_task_files(tmp, loaded.config, loaded.labels, manifest["model_type"])
+        write_task_files(tmp, loaded.config, loaded.labels, manifest["model_type"],
+                         loaded.inputs)
         manifest["checks"] = {"weights_sha256_equal": True}
         manifest["fidelity"] = None  # the weights are the source's own bytes
         atomic_write_text(tmp / "README.md",

@@ -14,6 +14,7 @@ import torch
 
 from loralab.errors import UserError
 from loralab.evaluation.gate.results import RUN_METRICS, sha256_file
+from loralab.models.adapter_io import read_adapter_files
 from loralab.models.placement import Placement
 from loralab.tasks import LoadedAdapter, get_task, load_adapter, read_adapter_metadata
 
@@ -45,7 +46,8 @@ def load_reference(adapter: Path) -> LoadedAdapter:
         update={"quantization": None})})
     task = get_task(task_name, stored)
     model, tokenizer = task.load_model(full, labels, adapter, Placement.cpu_fp32())
-    return LoadedAdapter(model, tokenizer, task, labels, stored, adapter)
+    inputs = read_adapter_files(adapter).mapping.get("inputs")
+    return LoadedAdapter(model, tokenizer, task, labels, stored, adapter, inputs)
 
 
 def run_metrics(adapter: Path) -> dict[str, Any] | None:

@@ -63,6 +63,7 @@ _METRICS = (
     _m("entity_precision", "entity precision", True, TOK),
     _m("entity_recall", "entity recall", True, TOK),
     _m("token_accuracy", "token accuracy", True, TOK),
+    _m("entity_f1_per_type", "entity F1 per type (a mapping)", None, TOK),
     # every task's evaluation loss; causal LMs' response-token perplexity
     _m("loss", "loss", False, SEQ, REG, TOK, LM),
     _m("perplexity", "perplexity", False, LM),

@@ -18,7 +18,7 @@ import torch
 import transformers
 from peft import PeftConfig, PeftModel
 
-from loralab.atomic import atomic_directory, atomic_write_text
+from loralab.atomic import atomic_directory, atomic_write_text, named_errors
 from loralab.config import Config, dump_config, parse_yaml
 from loralab.errors import UserError
 from loralab.models.placement import Placement
@@ -33,17 +33,18 @@ def adapter_folder_name(config: Config, model_type: str) -> str:
 
 
 def save_adapter(model: PeftModel, tokenizer: Any, config: Config, labels: list[str] | None,
-                 model_type: str, path: Path) -> Path:
-    """Write the adapter folder atomically (a killed run never leaves half an adapter)."""
-    with atomic_directory(path) as tmp:
+                 model_type: str, path: Path, inputs: list[str] | None = None) -> Path:
+    """Write the adapter folder atomically (a killed run never leaves half an adapter).
+    `inputs`: the input fields the adapter was trained on (e.g. text + text_pair)."""
+    with named_errors(path), atomic_directory(path) as tmp:
         model.save_pretrained(tmp, save_embedding_layers=False)  # embeddings are frozen
         tokenizer.save_pretrained(tmp)
-        write_task_files(tmp, config, labels, model_type)
+        write_task_files(tmp, config, labels, model_type, inputs)
     return path
 
 
 def write_task_files(folder: Path, config: Config, labels: list[str] | None,
-                     model_type: str) -> None:
+                     model_type: str, inputs: list[str] | None = None) -> None:
     """label_mapping.json and loralab_config.yaml (adapter folders and export folders)."""
     mapping = {
         "task": config.model.task,
@@ -53,6 +54,7 @@ def write_task_files(folder: Path, config: Config, labels: list[str] | None,
         "labels": labels,
         "id2label": {str(i): n for i, n in enumerate(labels)} if labels else None,
         "label2id": {n: i for i, n in enumerate(labels)} if labels else None,
+        "inputs": inputs,
     }
     atomic_write_text(folder / LABELS_FILE, json.dumps(mapping, indent=2) + "\n")
     atomic_write_text(folder / CONFIG_FILE, dump_config(config))

@@ -133,6 +133,23 @@ def resolve_targets(model: torch.nn.Module, lora: LoraConfig, model_type: str,
     return targets
 
 
+def check_rank(model: torch.nn.Module, targets: list[str], r: int) -> None:
+    """A LoRA rank above a target's smaller dimension adds parameters and no capacity."""
+    modules = dict(model.named_modules())
+    sizes = {name: min(layer_shape(modules[name])) for name in targets}
+    name, smallest = min(sizes.items(), key=lambda item: item[1])
+    if r > smallest:
+        raise ConfigError(f"lora.r={r} is larger than the smallest adapted layer's dimension "
+                          f"({smallest}, {name}); choose lora.r <= {smallest}")
+
+
+def layer_shape(module: torch.nn.Module) -> tuple[int, int]:
+    """(in, out) features of a Linear or a GPT-2 Conv1D."""
+    weight = module.weight
+    return (weight.shape[1], weight.shape[0]) if isinstance(module, torch.nn.Linear) \
+        else (weight.shape[0], weight.shape[1])
+
+
 def unlayered_targets(model: torch.nn.Module, lora: LoraConfig, notes: list[str]) -> list[str]:
     """Models whose blocks are not `...layer.N...` (e.g. ALBERT's shared layers): match the
     given target_modules as name suffixes over all linear layers, or take them all."""
@@ -189,6 +206,7 @@ def build_encoder_model(config: Config, auto_class: str, peft_task_type: str,
     notes: list[str] = []
     unfrozen, unfrozen_index = top_layer_names(base, config.training.unfreeze_top_layers)
     targets = resolve_targets(base, config.lora, model_type, unfrozen_index, notes)
+    check_rank(base, targets, config.lora.r)
     modules_to_save = head_modules(base, model_type, new_modules) + unfrozen
     model = get_peft_model(base, peft_lora_config(config, peft_task_type, targets,
                                                   modules_to_save))
@@ -253,6 +271,7 @@ def build_causal_model(config: Config, placement: Placement | None = None) -> Bu
         return BuiltModel(base, tokenizer, model_type, [], [], [], [note])
     notes: list[str] = []
     targets = resolve_targets(base, config.lora, model_type, set(), notes)
+    check_rank(base, targets, config.lora.r)
     model = get_peft_model(base, peft_lora_config(config, "CAUSAL_LM", targets))
     model.peft_config["default"].base_model_name_or_path = config.model.name
     return BuiltModel(model, tokenizer, model_type, targets, [], [], notes)

@@ -28,7 +28,7 @@ import torch
 
 from loralab.config import Config
 from loralab.data.spec import RecordSpec
-from loralab.errors import ConfigError
+from loralab.errors import ConfigError, UserError
 from loralab.models.build import BuiltModel
 from loralab.models.placement import Placement
 
@@ -129,6 +129,11 @@ class Task(ABC):
     def metric_names(self, config: Config, labels: list[str] | None) -> list[str]:
         """The metrics an evaluation of this task reports (registry names)."""
 
+    def prior_loss(self, encoded: list[dict[str, Any]]) -> float | None:
+        """The loss of predicting the label prior (None when it has no such meaning): a
+        training loss that stays there has learnt nothing from the inputs."""
+        return None
+
     def baseline_metrics(self, encoded: list[dict[str, Any]],
                          labels: list[str] | None) -> dict[str, Any]:
         """Metrics of the trivial predictor (majority class / constant); none by default."""
@@ -144,6 +149,17 @@ class Task(ABC):
                        config: Config) -> list[dict[str, Any]]:
         """Complete raw inputs (`--text`, file rows, request bodies) into task records."""
         return records
+
+    def input_fields(self, records: list[dict[str, Any]]) -> list[str]:
+        """The input fields training records carry (saved with the adapter)."""
+        return ["text"]
+
+    def check_inputs(self, records: list[dict[str, Any]], inputs: list[str] | None) -> None:
+        """Refuse inputs an adapter trained on `inputs` cannot read (None: not recorded)."""
+        if records and inputs is None:
+            return
+        if not records:
+            raise UserError("no inputs to predict (an empty file or request)")
 
     @abstractmethod
     def predict(self, model: torch.nn.Module, tokenizer: Any, records: list[dict[str, Any]],

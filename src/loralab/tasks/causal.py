@@ -255,6 +255,12 @@ class CausalLMTask(Task):
             out = [{**r, "prompt": r.get("prompt", r.get("text"))} for r in out]
         return out
 
+    def input_fields(self, records):
+        template = self.config.data.prompt_template if self.config else None
+        if template:
+            return sorted({f.split(".")[0].split("[")[0] for f in template_fields(template)})
+        return ["messages"] if records and "messages" in records[0] else ["prompt"]
+
     def answer(self, model, tokenizer, records, config, *, progress=False, desc="generate"):
         prompts = [self.format.prompt(r, tokenizer) for r in records]
         texts = generate_texts(model, tokenizer, prompts,

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
 from loralab.errors import DataError
 
 
@@ -51,3 +56,12 @@ def label_id(record: dict, names: list[str], key: str = "label") -> int:
         return int(value)  # declared names ("negative", "positive") with 0/1 in the data
     shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
     raise row_error(record, key, f"label {value!r} is not one of the labels ({shown})")
+
+
+def label_entropy(labels: list[Any]) -> float | None:
+    """Cross-entropy of always predicting the labels' frequencies (nats)."""
+    if not labels:
+        return None
+    counts = np.array(list(Counter(labels).values()), dtype=np.float64)
+    p = counts / counts.sum()
+    return float(-(p * np.log(p)).sum())

@@ -32,6 +32,7 @@ class LoadedAdapter:
     labels: list[str] | None
     config: Config
     path: Path | None = None   # None for a base model loaded alone
+    inputs: list[str] | None = None   # the input fields it was trained on, when recorded
 
 
 def adapter_task_name(files: AdapterFiles) -> str:
@@ -77,7 +78,8 @@ def load_adapter(path: str | Path, config: Config | None = None, *, device: str 
     config = config or stored
     task = get_task(task_name, config)
     model, tokenizer = task.load_model(stored, labels, path, Placement.resolve(device, dtype))
-    return LoadedAdapter(model, tokenizer, task, labels, config, path)
+    inputs = read_adapter_files(path).mapping.get("inputs")
+    return LoadedAdapter(model, tokenizer, task, labels, config, path, inputs)
 
 
 def load_base(config: Config, *, device: str = "auto",

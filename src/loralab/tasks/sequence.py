@@ -13,10 +13,10 @@ from transformers import DataCollatorWithPadding
 
 from loralab.config import Config
 from loralab.data.spec import RecordSpec
-from loralab.errors import DataError
+from loralab.errors import DataError, UserError
 from loralab.metrics.scores import classification_metrics, regression_metrics
 from loralab.tasks.encoder import EncoderTask
-from loralab.tasks.labels import infer_label_names, label_id, row_error
+from loralab.tasks.labels import infer_label_names, label_entropy, label_id, row_error
 
 
 def encode_texts(records: list[dict], tokenizer: Any, max_length: int) -> list[dict[str, Any]]:
@@ -34,7 +34,28 @@ def encode_texts(records: list[dict], tokenizer: Any, max_length: int) -> list[d
     return [{k: enc[k][i] for k in keys} for i in range(len(records))]
 
 
-class SequenceClassificationTask(EncoderTask):
+class TextTask(EncoderTask):
+    """Single texts or text pairs."""
+
+    def input_fields(self, records):
+        pairs = any(r.get("text_pair") is not None for r in records)
+        return ["text", "text_pair"] if pairs else ["text"]
+
+    def check_inputs(self, records, inputs):
+        super().check_inputs(records, inputs)
+        if inputs is None:
+            return
+        pairs = "text_pair" in inputs
+        given = [r.get("text_pair") is not None for r in records]
+        if not pairs and any(given):
+            raise UserError("this adapter was trained on single texts: give no second text "
+                            "(--text-pair / text_pair)")
+        if pairs and not all(given):
+            raise UserError("this adapter was trained on text pairs: give a second text for "
+                            "every input (--text-pair / text_pair)")
+
+
+class SequenceClassificationTask(TextTask):
     name = "sequence_classification"
     default_metric = "f1"  # f1_binary for two labels, f1_macro for more (registry alias)
     auto_model_class = "AutoModelForSequenceClassification"
@@ -66,6 +87,9 @@ class SequenceClassificationTask(EncoderTask):
     def head_rows_match(self, rows):
         return rows is not None and rows > 1
 
+    def prior_loss(self, encoded):
+        return label_entropy([f["labels"] for f in encoded if "labels" in f])
+
     def metric_names(self, config, labels):
         f1 = ["f1_binary"] if labels is not None and len(labels) == 2 else ["f1_macro",
                                                                              "f1_micro"]
@@ -90,7 +114,7 @@ class SequenceClassificationTask(EncoderTask):
                 "scores": {name: round(float(p), 6) for name, p in zip(labels, probs)}}
 
 
-class RegressionTask(EncoderTask):
+class RegressionTask(TextTask):
     name = "regression"
     default_metric = "pearson"
     auto_model_class = "AutoModelForSequenceClassification"
@@ -102,6 +126,10 @@ class RegressionTask(EncoderTask):
 
     def head_rows_match(self, rows):
         return rows is None or rows == 1  # a one-output head (or none saved: plain PEFT)
+
+    def prior_loss(self, encoded):
+        values = [f["labels"] for f in encoded if "labels" in f]
+        return float(np.var(values)) if values else None  # MSE of predicting the mean
 
     def metric_names(self, config, labels):
         return ["pearson", "spearman", "mse", "loss"]

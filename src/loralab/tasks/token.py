@@ -15,7 +15,7 @@ from loralab.data.spec import RecordSpec
 from loralab.errors import DataError
 from loralab.metrics.scores import entity_metrics
 from loralab.tasks.encoder import EncoderTask
-from loralab.tasks.labels import row_error
+from loralab.tasks.labels import label_entropy, row_error
 
 IGNORE = -100
 
@@ -57,6 +57,9 @@ class TokenClassificationTask(EncoderTask):
     auto_model_class = "AutoModelForTokenClassification"
     peft_task_type = "TOKEN_CLS"
     records = RecordSpec(name, "tagged_words")
+
+    def prior_loss(self, encoded):
+        return label_entropy([t for f in encoded for t in f.get("labels", []) if t != IGNORE])
 
     def metric_names(self, config, labels):
         return ["entity_f1", "entity_precision", "entity_recall", "token_accuracy", "loss"]

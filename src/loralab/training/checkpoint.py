@@ -9,6 +9,7 @@ source), so a checkpoint is a few MB. It is written atomically after each epoch 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,10 @@ def checkpoint_path(run_dir: Path) -> Path:
 
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
+    buffer = io.BytesIO()  # serialised in memory: a full disk is then a plain OSError
+    torch.save(state, buffer)
     with atomic_path(checkpoint_path(run_dir)) as tmp:
-        torch.save(state, tmp)
+        tmp.write_bytes(buffer.getvalue())
 
 
 def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:

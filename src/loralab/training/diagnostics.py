@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from loralab.atomic import named_errors
+
 
 class DiagnosticsLog:
     def __init__(self, path: Path, every: int, *, resume_step: int | None = None,
@@ -21,9 +23,10 @@ class DiagnosticsLog:
         self.handle = None
         if enabled:
             kept = kept_lines(path, resume_step) if resume_step is not None else []
-            self.handle = path.open("w", encoding="utf-8")
-            self.handle.writelines(kept)
-            self.handle.flush()
+            with named_errors(path):
+                self.handle = path.open("w", encoding="utf-8")
+                self.handle.writelines(kept)
+                self.handle.flush()
         self._loss = self._reg = 0.0
         self._count = 0
         self._parts: dict[str, float] = {}
@@ -61,8 +64,9 @@ class DiagnosticsLog:
 
     def _write(self, line: dict[str, Any]) -> None:
         if self.handle is not None:
-            self.handle.write(json.dumps(line) + "\n")
-            self.handle.flush()
+            with named_errors(self.handle.name):
+                self.handle.write(json.dumps(line) + "\n")
+                self.handle.flush()
 
     def close(self, step: int, epoch: float) -> None:
         self._flush_pending()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,11 @@ from tqdm.auto import tqdm
 from transformers import set_seed
 
 from loralab.config import Config
-from loralab.data import load_splits
 from loralab.data.batches import make_loader
-from loralab.errors import ConfigError
+from loralab.data.loader import load_data
+from loralab.errors import ConfigError, UserError
 from loralab.evaluation.evaluate import evaluate
+from loralab.metrics.registry import resolve_metric
 from loralab.models.build import BuiltModel, set_unfrozen_trainable
 from loralab.models.placement import Placement, mixed_precision, resolve_device
 from loralab.tasks import get_task
@@ -46,6 +48,9 @@ class TrainingRecipe:
     def __init__(self, config: Config, output_dir: str | Path, *, progress: bool = True,
                  overwrite: bool = False, resume: bool = False) -> None:
         """`resume`: continue from the run folder's checkpoint when it holds one."""
+        if resume and overwrite:
+            raise UserError("--resume continues the run in --output and --overwrite replaces "
+                            "it: give one of them")
         self.config = config
         self.cfg = config.training
         self.task = get_task(config.model.task, config)
@@ -62,8 +67,12 @@ class TrainingRecipe:
 
     # ------------------------------------------------------------------ setup
     def setup_data(self) -> None:
-        self.splits = load_splits(self.config.data, self.task.records)
-        self.labels = self.task.label_names(self.splits["train"], self.config)
+        """The splits, and the label set of every labelled record of every split before
+        sampling: subsampling never drops a label the validation rows carry."""
+        data = load_data(self.config.data, self.task.records)
+        self.splits = data.splits
+        self.labels = self.task.label_names(data.every_record, self.config)
+        self.check_metric_for_best()
 
     def setup_model(self) -> None:
         if self.cfg.threads:
@@ -99,7 +108,7 @@ class TrainingRecipe:
                                              / cfg.gradient_accumulation_steps), 1)
         self.total_steps = cfg.max_steps or math.ceil(self.steps_per_epoch * cfg.epochs)
         scheduler = build_scheduler(optimizer, cfg, self.total_steps)
-        tracker = BestTracker(self.raw_model, cfg, self.task.default_metric)
+        tracker = BestTracker(self.raw_model, cfg, self.task.default_metric, self.metric_names)
         self.state = TrainState(self.raw_model, self.optimizer, scheduler,
                                 self.accelerator.scaler, tracker, generator)
 
@@ -152,8 +161,9 @@ class TrainingRecipe:
     def _maybe_unfreeze(self, epoch: int) -> None:
         if self.built.unfrozen_layers and epoch == self.cfg.unfreeze_after_epoch:
             count = set_unfrozen_trainable(self.raw_model, self.built.unfrozen_layers, True)
-            tqdm.write(f"epoch {epoch}: unfroze the top {len(self.built.unfrozen_layers)} "
-                       f"layers ({count:,} parameters)")
+            if self.main:
+                tqdm.write(f"epoch {epoch}: unfroze the top {len(self.built.unfrozen_layers)} "
+                           f"layers ({count:,} parameters)")
 
     def fit(self) -> None:
         cfg, state = self.cfg, self.state
@@ -205,13 +215,14 @@ class TrainingRecipe:
         counters = state.counters
         state.start_epoch(epoch)  # the sampler's generator holds the epoch's starting state
         counters.epoch_elapsed = counters.epoch_elapsed if skip else 0.0
-        started, stop = time.perf_counter(), False
+        started, stop, losses = time.perf_counter(), False, []
         for micro, batch in enumerate(self.train_loader, start=1):
             if micro <= skip:
                 continue
             batch = {k: v.to(device) for k, v in batch.items()}
             counters.samples_seen += int(batch["input_ids"].shape[0])
             loss, reg, parts = self._train_step(batch)
+            losses.append(loss)
             self.diagnostics.add(loss, reg, parts)
             if micro % cfg.gradient_accumulation_steps and micro != len(self.train_loader):
                 continue
@@ -232,7 +243,25 @@ class TrainingRecipe:
         counters.train_seconds += counters.epoch_elapsed
         counters.epoch_seconds.append(round(counters.epoch_elapsed, 3))
         counters.epoch_elapsed = 0.0
+        if epoch == 0 and not skip:
+            self._warn_if_stuck_at_the_prior(losses)
         return stop
+
+    def _warn_if_stuck_at_the_prior(self, losses: list[float]) -> None:
+        """After the first epoch, a training loss still at the loss of predicting the label
+        prior means the model answers the majority class whatever the input."""
+        prior = self.task.prior_loss(self.features["train"])
+        tail = losses[len(losses) // 2:]  # the second half: past the warm-up
+        if prior is None or not tail or sum(tail) / len(tail) < 0.97 * prior:
+            return
+        lr = self.cfg.learning_rate
+        message = (f"warning: after epoch 1 the training loss ({sum(tail) / len(tail):.4f}) "
+                   f"is still the label prior's ({prior:.4f}): the model predicts the majority "
+                   f"class whatever the input; try a lower training.learning_rate (e.g. "
+                   f"{lr / 2:g}) or more training.warmup (e.g. 0.1)")
+        self.built.notes.append(message)
+        if self.main:
+            tqdm.write(message)
 
     def _mid_epoch_due(self, micro: int) -> bool:
         cfg, step = self.cfg, self.state.step
@@ -305,7 +334,8 @@ class TrainingRecipe:
         adapter = None
         if self.config.lora.enabled:
             adapter = self.run.save_adapter(self.raw_model, self.built, self.config,
-                                            self.labels)
+                                            self.labels,
+                                            self.task.input_fields(self.splits["train"]))
         metrics = run_metrics(
             self.config, state, self.built, epochs=self.epochs_run, final=final, test=test,
             adapter=adapter, sizes={k: len(v) for k, v in self.features.items()},
@@ -326,20 +356,31 @@ class TrainingRecipe:
         return {"processes": self.accelerator.num_processes, "train_rows_per_process": seen}
 
     def run_all(self) -> dict[str, Any]:
-        if self.main:
-            self.run.start(self.config)
+        """Everything that can be refused is checked before the run folder is touched: data,
+        labels, the model and its target modules, the metric to select by."""
         self.setup_data()
         self.setup_model()
-        if self.trains:
-            self.setup_optimizer()
-            self.fit()
-        else:
-            self.skip_training()
-        return self.finish()
+        with self.run.writing() if self.main else nullcontext():
+            if self.main:
+                self.run.start(self.config)
+            if self.trains:
+                self.setup_optimizer()
+                self.fit()
+            else:
+                self.skip_training()
+            return self.finish()
+
+    def check_metric_for_best(self) -> None:
+        """The metric to select by must be one the task reports (a per-group metric such as
+        `mc_accuracy/physics`: its family must be)."""
+        names = self.task.metric_names(self.config, self.labels)
+        wanted = self.cfg.metric_for_best or self.task.default_metric
+        resolve_metric(wanted.split("/")[0], names, key="training.metric_for_best")
+        self.metric_names = None if "/" in wanted else names
 
     def skip_training(self) -> None:
         """Evaluation only (a causal LM's no-LoRA baseline): the counters of zero steps."""
-        tracker = BestTracker(self.model, self.cfg, self.task.default_metric)
+        tracker = BestTracker(self.model, self.cfg, self.task.default_metric, self.metric_names)
         self.raw_model = self.model
         self.state = TrainState(self.model, None, None, None, tracker, torch.Generator())
         self.epochs_run = 0

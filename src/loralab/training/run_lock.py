@@ -15,6 +15,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from loralab.atomic import named_errors
 from loralab.errors import UserError
 
 LOCK_FILE = ".lock"
@@ -43,6 +44,11 @@ def is_locked(run_dir: Path) -> bool:
     return False
 
 
+def busy_message(run_dir: Path) -> str:
+    return (f"{run_dir} is being written by process {owner(run_dir)}; wait for it to finish "
+            "or choose another --output")
+
+
 def owner(run_dir: Path) -> str:
     try:
         return (run_dir / OWNER_FILE).read_text(encoding="utf-8").strip() or "?"
@@ -66,11 +72,11 @@ def hold_run_lock(run_dir: Path) -> Iterator[None]:
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        raise RunFolderBusy(f"{run_dir} is being written by process {owner(run_dir)}; wait "
-                            "for it to finish or choose another --output") from None
+        raise RunFolderBusy(busy_message(run_dir)) from None
     _held[key] = 1
     try:
-        (run_dir / OWNER_FILE).write_text(f"{os.getpid()}\n", encoding="utf-8")
+        with named_errors(run_dir / OWNER_FILE):
+            (run_dir / OWNER_FILE).write_text(f"{os.getpid()}\n", encoding="utf-8")
         yield
     finally:
         del _held[key]

@@ -1,0 +1,274 @@
+"""The rows of tests/test_bad_inputs.py: a command line, the files it needs, and what its one
+error line must say. `{name}` refers to the test's environment (models, data, configs, trained
+adapters), to `{tmp}` / `{out}` of the row, or to one of the row's own files."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Case:
+    id: str
+    argv: list[str]
+    expect: str                                   # regex the error line must contain
+    files: dict[str, str | bytes] = field(default_factory=dict)
+    setup: Callable[[Path, dict[str, str]], None] | None = None
+    watch: str = "{out}"                          # the output folder that must not change
+
+    def matches(self, line: str) -> bool:
+        return re.search(self.expect, line) is not None
+
+
+def train(*sets: str, config: str = "{cfg}") -> list[str]:
+    argv = ["train", config, "--output", "{out}", "--no-progress"]
+    for item in sets:
+        argv += ["--set", item]
+    return argv
+
+
+def data(file: str, *sets: str) -> list[str]:
+    return train(f"data.train={{{file}}}", f"data.validation={{{file}}}", *sets)
+
+
+def grid(file: str, *extra: str) -> list[str]:
+    return ["grid", f"{{{file}}}", "--output", "{out}", *extra]
+
+
+GRID = "base: {cfg}\nseeds: [0]\n"
+
+
+def occupied(tmp: Path, values: dict[str, str]) -> None:
+    """{out} held by another live process (a sleeping child holding the run lock)."""
+    import subprocess
+    import sys
+    import time
+
+    out = Path(values["out"])
+    child = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path\n"
+        "from loralab.training.run_lock import hold_run_lock\n"
+        "with hold_run_lock(Path(sys.argv[1])):\n"
+        "    print('held', flush=True); time.sleep(600)\n"), str(out)],
+        stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "held"
+    values["pid"] = str(child.pid)
+    import atexit
+
+    atexit.register(child.kill)
+    time.sleep(0.1)
+
+
+def file_output(tmp: Path, values: dict[str, str]) -> None:
+    Path(values["out"]).write_text("not a folder\n")
+
+
+CASES: list[Case] = [
+    # ------------------------------------------------------------------ config
+    Case("config/unknown-key", train("lora.alpah=8"),
+         r"lora\.alpah: unknown key; did you mean lora\.alpha\?"),
+    Case("config/bool-for-number", train("lora.r=true"), r"lora\.r: .*(bool|number)"),
+    Case("config/text-for-number", train("training.learning_rate=fast"),
+         r"training\.learning_rate"),
+    Case("config/zero-epochs", train("training.epochs=0"), r"training\.epochs"),
+    Case("config/missing-file", ["train", "{tmp}/nope.yaml", "--output", "{out}"],
+         r"config file not found: .*nope\.yaml"),
+    Case("config/folder-as-config", ["train", "{tmp}", "--output", "{out}"],
+         r"is a folder, not a config file"),
+    Case("config/invalid-yaml", ["train", "{bad.yaml}", "--output", "{out}"],
+         r"bad\.yaml: not valid YAML \(line \d+", files={"bad.yaml": "lora:\n  r: [1\n"}),
+    Case("config/top-level-list", ["train", "{list.yaml}", "--output", "{out}"],
+         r"top level must be a mapping", files={"list.yaml": "- 1\n- 2\n"}),
+    Case("config/set-without-value", train("lora.r"), r"--set 'lora\.r': expected KEY=VALUE"),
+    Case("config/set-into-a-value", train("lora.r.x=1"), r"lora\.r is a value, not a section"),
+    Case("config/layer-out-of-range", train("lora.layers=[7]"),
+         r"lora\.layers: layer 7 does not exist"),
+    Case("config/unknown-target", train("lora.target_modules=[nope]"),
+         r"lora\.target_modules: 'nope' matches no linear layer"),
+    Case("config/rank-above-layer-size", train("lora.r=64"), r"lora\.r=64 .*larger than"),
+    Case("config/metric-not-produced", train("training.metric_for_best=pearson"),
+         r"training\.metric_for_best: 'pearson' is not a metric.*accuracy"),
+    Case("config/unknown-metric", train("training.metric_for_best=f2"),
+         r"training\.metric_for_best"),
+    Case("config/steps-need-eval-steps", train("training.eval_strategy=steps"),
+         r"training\.eval_strategy=steps needs training\.eval_steps"),
+    Case("config/labels-num-labels", train("model.labels=[a, b]", "model.num_labels=3"),
+         r"model\.labels has 2 names but model\.num_labels is 3"),
+    Case("config/missing-model-folder", train("model.name={tmp}/no-model"),
+         r"cannot load model .*no-model.*no such folder"),
+    Case("config/weighted-fp16", train("lora.method=weighted", "training.precision=fp16"),
+         r"lora\.method=weighted .*training\.precision=fp16"),
+    Case("config/weighted-dora", train("lora.method=weighted", "lora.use_dora=true"),
+         r"lora\.use_dora"),
+    Case("config/unfreeze-too-many", train("training.unfreeze_top_layers=9"),
+         r"training\.unfreeze_top_layers=9"),
+    Case("config/causal-key-on-encoder", train("data.packing=true"),
+         r"data\.packing is for model\.task=causal_lm"),
+    Case("config/max-length-too-small", train("model.max_length=4"), r"model\.max_length"),
+    Case("config/validation-fraction", train("data.validation_fraction=1.5"),
+         r"data\.validation_fraction"),
+    Case("config/loss-terms-on-encoder", train("training.loss=[{type: kd}]"),
+         r"training\.loss"),
+    Case("config/layers-zero", train("lora.layers=0"), r"lora\.layers: 0 adapts no layer"),
+    Case("config/unknown-task", train("model.task=summarize"), r"model\.task"),
+    Case("config/mapping-for-text", train("data.prompt_template={x}"),
+         r"data\.prompt_template: .*mapping"),
+    # ------------------------------------------------------------------ data
+    Case("data/missing-train-file", train("data.train={tmp}/none.jsonl"),
+         r"file .*none\.jsonl.*file not found \(set by data\.train\)"),
+    Case("data/train-is-a-folder", train("data.train={tmp}"), r"is a folder, not a file"),
+    Case("data/glob-matches-nothing", train("data.train={tmp}/x-*.parquet"),
+         r"no file matches this pattern \(set by data\.train\)"),
+    Case("data/unknown-suffix", data("rows.dat"), r"rows\.dat.*cannot tell the format",
+         files={"rows.dat": "a,b\n"}),
+    Case("data/empty-file", data("empty.tsv"), r"empty\.tsv: the file is empty",
+         files={"empty.tsv": ""}),
+    Case("data/header-only", data("head.tsv"), r"head\.tsv: no data rows",
+         files={"head.tsv": "text\tlabel\n"}),
+    Case("data/label-missing", data("nolabel.tsv"),
+         r"nolabel\.tsv, row 2, column 'label': the label is missing",
+         files={"nolabel.tsv": "text\tlabel\ngood film\tpos\nbad film\t\n"}),
+    Case("data/undeclared-label", data("labels.csv", "model.labels=[neg, pos]"),
+         r"labels\.csv, row 2, column 'label': label 'meh' is not one of the labels",
+         files={"labels.csv": "text,label\ngood,pos\nokay,meh\nbad,neg\n"}),
+    Case("data/regression-text-label", data("reg.csv", "model.task=regression"),
+         r"reg\.csv, row 2, column 'label': the label 'lots' is not a number",
+         files={"reg.csv": "text,label\ngood,4.5\nbad,lots\n"}),
+    Case("data/tsv-field-count", data("fields.tsv"), r"fields\.tsv, row 2: expected 2 fields",
+         files={"fields.tsv": "text\tlabel\ngood\tpos\nbad\tneg\textra\n"}),
+    Case("data/invalid-jsonl", data("broken.jsonl"), r"broken\.jsonl, row 2: not valid JSON",
+         files={"broken.jsonl": '{"text": "a", "label": "x"}\n{"text": \n'}),
+    Case("data/not-utf8", data("latin.csv"), r"latin\.csv: not UTF-8",
+         files={"latin.csv": b"text,label\ncaf\xe9,pos\nbad,neg\n"}),
+    Case("data/duplicate-csv-column", data("dup.csv"), r"dup\.csv.*column 'text'.*twice",
+         files={"dup.csv": "text,label,text\na,pos,b\nc,neg,d\n"}),
+    Case("data/duplicate-json-key", data("dup.jsonl"), r"dup\.jsonl, row 1.*'label'.*twice",
+         files={"dup.jsonl": '{"text": "a", "label": "pos", "label": "neg"}\n'
+                             '{"text": "b", "label": "neg"}\n'}),
+    Case("data/mapped-column-absent", data("rows.csv", "data.columns.text=sentence"),
+         r"rows\.csv, column 'sentence': data\.columns\.text names a column that is not there",
+         files={"rows.csv": "text,label\na,pos\nb,neg\n"}),
+    Case("data/no-text-column", data("notext.csv"), r"notext\.csv: no text column found",
+         files={"notext.csv": "body,label\na,pos\nb,neg\n"}),
+    Case("data/tokens-tags-mismatch", data("tok.jsonl", "model.task=token_classification"),
+         r"tok\.jsonl, row 1, column 'tags': 2 tokens but 1 tags",
+         files={"tok.jsonl": '{"tokens": ["a", "b"], "tags": ["O"]}\n'}),
+    Case("data/conll-for-sequence", data("a.conll"), r"data\.format conll|gives words with BIO",
+         files={"a.conll": "EU B-ORG\n"}),
+    Case("data/squad-format-for-encoder", train("data.format=squad"),
+         r"data\.format squad gives prompt/response records"),
+    Case("data/unknown-split-name", train("data.splits={dev: dev}"),
+         r"data\.splits: unknown split 'dev'"),
+    Case("data/one-row-no-validation", train("data.train={one.jsonl}", "data.validation=null"),
+         r"cannot split a validation set off 1 training row",
+         files={"one.jsonl": '{"text": "a", "label": "pos"}\n'}),
+    Case("data/reversed-span", data("spans.jsonl", "model.task=token_classification",
+                                    "data.format=presidio"),
+         r"spans\.jsonl, row 1.*reversed",
+         files={"spans.jsonl": '{"full_text": "John lives here", "spans": [{"entity_type": '
+                               '"PERSON", "start_position": 4, "end_position": 0}]}\n'}),
+    Case("data/missing-text-pair", data("pairs.jsonl"),
+         r"pairs\.jsonl, row 2, column 'text_pair': empty second text",
+         files={"pairs.jsonl": '{"text": "a", "text_pair": "b", "label": "pos"}\n'
+                               '{"text": "c", "text_pair": null, "label": "neg"}\n'}),
+    Case("data/one-class-only", data("oneclass.jsonl"), r"1 distinct label",
+         files={"oneclass.jsonl": '{"text": "a", "label": "pos"}\n{"text": "b", "label": '
+                                  '"pos"}\n'}),
+    # ------------------------------------------------------------------ causal LMs
+    Case("causal/template-field-missing", train("data.prompt_template='{question}'",
+                                                config="{lm_cfg}"),
+         r"lm\.jsonl, row 1, column 'question': data\.prompt_template uses \{question\}"),
+    Case("causal/response-too-long", train("data.truncation=error", "model.max_length=8",
+                                           config="{lm_cfg}"),
+         r"lm\.jsonl, row 1.*more than model\.max_length=8"),
+    Case("causal/generate-without-metrics", train("eval.generate=true", config="{lm_cfg}"),
+         r"eval\.generate needs data\.metrics"),
+    Case("causal/weighted", train("lora.method=weighted", config="{lm_cfg}"),
+         r"lora\.method=weighted is for encoder tasks"),
+    Case("causal/qlora-on-cpu", train("model.quantization=4bit", config="{lm_cfg}"),
+         r"model\.quantization=4bit \(QLoRA\) needs a CUDA GPU"),
+    Case("causal/two-teachers", train("training.loss=[{type: ce}, {type: kd, teacher: {llama}},"
+                                      " {type: kd, teacher: {model}}]", config="{lm_cfg}"),
+         r"training\.loss: give at most one kd teacher"),
+    Case("causal/metric-not-produced", train("training.metric_for_best=pass@1",
+                                             config="{lm_cfg}"),
+         r"training\.metric_for_best: 'pass@1' is not a metric"),
+    Case("causal/unfreeze", train("training.unfreeze_top_layers=1", config="{lm_cfg}"),
+         r"training\.unfreeze_top_layers is for encoder tasks"),
+    # ------------------------------------------------------------------ grid
+    Case("grid/empty-file", grid("g.yaml"), r"g\.yaml", files={"g.yaml": ""}),
+    Case("grid/shard-out-of-range", grid("g.yaml", "--shard", "3/2"),
+         r"--shard '3/2': i must be in 0\.\.n-1", files={"g.yaml": GRID}),
+    Case("grid/shard-garbage", grid("g.yaml", "--shard", "half"), r"--shard 'half'",
+         files={"g.yaml": GRID}),
+    Case("grid/jobs-zero", grid("g.yaml", "--jobs", "0"), r"--jobs.*>= 1, got 0",
+         files={"g.yaml": GRID}),
+    Case("grid/dry-run-bad-shard", grid("g.yaml", "--dry-run", "--shard", "2/2"), r"--shard",
+         files={"g.yaml": GRID}),
+    Case("grid/dry-run-bad-jobs", grid("g.yaml", "--dry-run", "--jobs", "-1"), r"--jobs",
+         files={"g.yaml": GRID}),
+    Case("grid/empty-seeds", grid("g.yaml"), r"seeds.*empty",
+         files={"g.yaml": "base: {cfg}\nseeds: []\n"}),
+    Case("grid/empty-axis", grid("g.yaml"), r"grid\.lora\.r is an empty list",
+         files={"g.yaml": "base: {cfg}\ngrid: {lora.r: []}\n"}),
+    Case("grid/duplicate-dataset-names", grid("g.yaml"),
+         r"share a label: 'a' \(2 entries\).*distinct name",
+         files={"g.yaml": "base: {cfg}\ndatasets:\n  - {name: a, data.train: {train}}\n"
+                          "  - {name: a, data.train: {dev}}\n"}),
+    Case("grid/key-varied-twice", grid("g.yaml"), r"lora\.r is varied by both",
+         files={"g.yaml": "base: {cfg}\ngrid: {lora.r: [2, 4]}\nzip: {lora.r: [2, 4]}\n"}),
+    Case("grid/zip-unequal", grid("g.yaml"), r"the lists of a zip group must have the same",
+         files={"g.yaml": "base: {cfg}\nzip: {lora.r: [2, 4], lora.alpha: [8]}\n"}),
+    Case("grid/unknown-grid-key", grid("g.yaml"), r"unknown grid key",
+         files={"g.yaml": "base: {cfg}\nsweep: {lora.r: [2]}\n"}),
+    Case("grid/invalid-run", grid("g.yaml"), r"invalid run\(s\) in the grid: .*lora\.dropout",
+         files={"g.yaml": "base: {cfg}\ngrid: {lora.dropout: [0.1, 2.0]}\n"}),
+    Case("grid/exclude-unknown-key", grid("g.yaml"), r"exclude: 'colour'",
+         files={"g.yaml": "base: {cfg}\ngrid: {lora.r: [2, 4]}\nexclude: [{colour: red}]\n"}),
+    Case("grid/missing-grid-file", grid("none"), r"grid file not found"),
+    Case("grid/missing-data-file", grid("g.yaml"), r"none\.jsonl.*file not found",
+         files={"g.yaml": "base: {cfg}\nset: {data.train: {tmp}/none.jsonl}\n"}),
+    # ------------------------------------------------------------------ other commands
+    Case("cli/predict-batch-size-zero",
+         ["predict", "{adapter}", "--text", "a", "--batch-size", "0"], r"--batch-size"),
+    Case("cli/predict-batch-size-negative",
+         ["predict", "{adapter}", "--text", "a", "--batch-size", "-3"], r"--batch-size"),
+    Case("cli/predict-empty-file", ["predict", "{adapter}", "--file", "{empty.txt}"],
+         r"empty\.txt.*no inputs", files={"empty.txt": "\n\n"}),
+    Case("cli/predict-pair-on-single-text",
+         ["predict", "{adapter}", "--text", "a", "--text-pair", "b"],
+         r"trained on single texts: give no second text"),
+    Case("cli/predict-single-on-pair-adapter", ["predict", "{pair_adapter}", "--text", "a"],
+         r"trained on text pairs: give a second text"),
+    Case("cli/predict-no-input", ["predict", "{adapter}"], r"give --text .* or --file"),
+    Case("cli/predict-not-an-adapter", ["predict", "{tmp}", "--text", "a"],
+         r"is not an adapter folder"),
+    Case("cli/predict-missing-file", ["predict", "{adapter}", "--file", "{tmp}/none.txt"],
+         r"none\.txt: file not found"),
+    Case("cli/eval-no-test-split", ["eval", "{adapter}", "--split", "test"],
+         r"the data has no 'test' split"),
+    Case("cli/eval-baseline-encoder", ["eval", "{adapter}", "--baseline"], r"--baseline"),
+    Case("cli/eval-model-needs-config", ["eval", "--model", "{llama}"],
+         r"--model needs --config"),
+    Case("cli/eval-model-encoder", ["eval", "--model", "{model}", "--config", "{cfg}"],
+         r"no trained head"),
+    Case("cli/resume-without-output", ["train", "{cfg}", "--resume"],
+         r"--resume needs --output"),
+    Case("cli/resume-and-overwrite", train() + ["--resume", "--overwrite"],
+         r"--resume .* --overwrite"),
+    Case("cli/synth-too-few", ["data", "synth", "json-extraction", "--n", "5", "--out",
+                               "{out}"], r"--n must be at least 10"),
+    Case("cli/runs-list-not-a-grid", ["runs", "list", "{tmp}"], r"not a grid output folder"),
+    # ------------------------------------------------------------------ filesystem
+    Case("fs/output-is-a-file", train(), r"is a file", setup=file_output),
+    Case("fs/output-under-a-file", ["train", "{cfg}", "--output", "{tmp}/f/run"],
+         r"f.*is a file", files={"f": "x\n"}, watch="{tmp}/f"),
+    Case("fs/eval-output-is-a-file", ["eval", "{adapter}", "--output", "{out}"], r"is a file",
+         setup=file_output),
+    Case("fs/finished-run", ["train", "{cfg}", "--output", "{finished}", "--no-progress"],
+         r"already holds a finished run", watch="{finished}"),
+    Case("fs/locked-run", train(), r"is being written by process \d+", setup=occupied),
+]
