@@ -76,6 +76,11 @@ def test_truncation_cuts_the_prompt_from_the_left_never_the_response(tokenizer):
     assert len(kept.features) == 1 and "dropped" in kept.notes[-1] and "t:2" in kept.notes[-1]
     with pytest.raises(DataError, match="response is 31 tokens"):
         encode_sft([too_long], tokenizer, fmt, 20, "error")
+    short = {"message": "hi", "answer": "yes", "_src": "t:3"}
+    dropped = encode_sft([long, too_long, short], tokenizer, fmt, 20, "drop")
+    alone = encode_sft([short], tokenizer, fmt, 20, "drop").features
+    assert [f["input_ids"] for f in dropped.features] == [alone[0]["input_ids"]]
+    assert "2 of 3 examples were dropped: prompt + response are longer" in dropped.notes[-1]
 
 
 def test_packed_examples_do_not_attend_to_each_other(tiny_llama, tokenizer):

@@ -9,9 +9,10 @@
               is the response, everything before it the prompt
 
 Labels cover the response tokens and the EOS token only (prompt positions are -100). When an
-example is longer than model.max_length, the prompt is cut from the left (its end, where the
-question is, stays); the response is never cut: an example whose response alone does not fit is
-dropped with a note (data.truncation: left), or stops the run (data.truncation: error).
+example is longer than model.max_length, data.truncation decides: `left` cuts the prompt from
+the left (its end, where the question is, stays) and drops, with a note, an example whose
+response alone does not fit; `drop` drops every example that does not fit whole (a note says
+how many); `error` stops at the first such row. The response is never cut.
 """
 
 from __future__ import annotations
@@ -159,6 +160,9 @@ def encode_sft(records: list[dict[str, Any]], tokenizer: Any, fmt: PromptFormat,
                 raise row_error(record, "prompt", f"prompt + response are "
                                 f"{len(prompt_ids) + len(response_ids)} tokens, more than "
                                 f"model.max_length={max_length}")
+            if truncation == "drop":
+                dropped.append(record.get("_src", "?"))
+                continue
             prompt_ids, cut = prompt_ids[len(prompt_ids) - room:], cut + 1
         features.append({"input_ids": prompt_ids + response_ids,
                          "attention_mask": [1] * (len(prompt_ids) + len(response_ids)),
@@ -169,8 +173,9 @@ def encode_sft(records: list[dict[str, Any]], tokenizer: Any, fmt: PromptFormat,
         notes.append(f"{cut} of {len(records)} prompts were cut from the left to fit "
                      f"model.max_length={max_length} (responses are never cut)")
     if dropped:
-        notes.append(f"{len(dropped)} of {len(records)} examples were dropped: the response "
-                     f"alone is longer than model.max_length={max_length} (first: {dropped[0]})")
+        what = "prompt + response are" if truncation == "drop" else "the response alone is"
+        notes.append(f"{len(dropped)} of {len(records)} examples were dropped: {what} longer "
+                     f"than model.max_length={max_length} (first: {dropped[0]})")
     if records and not features:
         raise DataError(f"every example is longer than model.max_length={max_length}; "
                         "raise it or shorten the responses")
