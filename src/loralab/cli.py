@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 
 from loralab.errors import UserError
+from loralab.export.cli_args import add_commands as add_export_commands
 from loralab.quiet import quiet_libraries
 from loralab.release_cli import add_commands as add_release_commands
 from loralab.serving.cli_args import add_commands as add_serving_commands
@@ -197,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", help="predict with an adapter; one JSON line per input")
-    p.add_argument("adapter", help="adapter folder")
+    p.add_argument("adapter", help="adapter folder, or a merged / ONNX export folder")
     p.add_argument("--text", action="append", default=[], help="input text (repeatable)")
     p.add_argument("--text-pair", action="append", default=[],
                    help="second text for pair tasks, one per --text")
@@ -215,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_experiment_commands(sub)
     add_release_commands(sub)
     add_serving_commands(sub)
+    add_export_commands(sub)
 
     p = sub.add_parser("data", help="data utilities")
     data_sub = p.add_subparsers(dest="data_command", required=True)

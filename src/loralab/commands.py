@@ -100,10 +100,13 @@ def eval_records(config, split: str, task) -> list[dict[str, Any]]:
 
 def run_predict(adapter_path: str, texts: list[str], pairs: list[str], file: str | None,
                 batch_size: int) -> int:
+    from loralab.export.folders import is_model_export, load_export
     from loralab.prediction import predict_records, read_inputs
     from loralab.tasks import load_adapter
 
-    loaded = load_adapter(adapter_path)
+    # a merged or ONNX export predicts through the same code ("test mode" of the artefact)
+    path = Path(adapter_path)
+    loaded = load_export(path) if is_model_export(path) else load_adapter(path)
     records = read_inputs(texts, pairs, file, loaded.task)
     for line in predict_records(loaded, records, batch_size):
         print(json.dumps(line, ensure_ascii=False))

@@ -25,6 +25,7 @@ from loralab.errors import ConfigError
 
 SEQ, REG, TOK, LM = ("sequence_classification", "regression", "token_classification",
                      "causal_lm")
+FIDELITY = "fidelity"
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,20 @@ _METRICS = (
     # LLM judge (evaluation.judge): mean 1-10 score, answers the judge gave no score for
     _m("judge_score", "LLM judge score (1-10)", True, "suite:judge"),
     _m("judge_failures", "answers the judge did not score", False, "suite:judge"),
+    # export fidelity (`loralab export` / `verify`): a copy's outputs against the reference's
+    _m("max_abs_diff", "max |Δ logit|", False, FIDELITY,
+       description="largest absolute logit difference over the compared positions"),
+    _m("mean_abs_diff", "mean |Δ logit|", False, FIDELITY),
+    _m("label_agreement", "label agreement", True, FIDELITY,
+       description="examples (words for token tasks) whose predicted label is the same"),
+    _m("max_value_diff", "max |Δ value|", False, FIDELITY,
+       description="largest difference of a regression output"),
+    _m("entity_agreement", "entity agreement", True, FIDELITY,
+       description="entity-level F1 of the copy's entities against the reference's"),
+    _m("next_token_agreement", "next-token agreement", True, FIDELITY,
+       description="positions whose most likely next token is the same"),
+    _m("generation_match", "greedy generations equal", True, FIDELITY,
+       description="prompts whose greedy continuation is the same text"),
 )
 METRICS: dict[str, MetricInfo] = {m.name: m for m in _METRICS}
 

@@ -39,19 +39,25 @@ def save_adapter(model: PeftModel, tokenizer: Any, config: Config, labels: list[
     with named_errors(path), atomic_directory(path) as tmp:
         model.save_pretrained(tmp, save_embedding_layers=False)  # embeddings are frozen
         tokenizer.save_pretrained(tmp)
-        mapping = {
-            "task": config.model.task,
-            "base_model": config.model.name,
-            "model_type": model_type,
-            "max_length": config.model.max_length,
-            "labels": labels,
-            "id2label": {str(i): n for i, n in enumerate(labels)} if labels else None,
-            "label2id": {n: i for i, n in enumerate(labels)} if labels else None,
-            "inputs": inputs,
-        }
-        atomic_write_text(tmp / LABELS_FILE, json.dumps(mapping, indent=2) + "\n")
-        atomic_write_text(tmp / CONFIG_FILE, dump_config(config))
+        write_task_files(tmp, config, labels, model_type, inputs)
     return path
+
+
+def write_task_files(folder: Path, config: Config, labels: list[str] | None,
+                     model_type: str, inputs: list[str] | None = None) -> None:
+    """label_mapping.json and loralab_config.yaml (adapter folders and export folders)."""
+    mapping = {
+        "task": config.model.task,
+        "base_model": config.model.name,
+        "model_type": model_type,
+        "max_length": config.model.max_length,
+        "labels": labels,
+        "id2label": {str(i): n for i, n in enumerate(labels)} if labels else None,
+        "label2id": {n: i for i, n in enumerate(labels)} if labels else None,
+        "inputs": inputs,
+    }
+    atomic_write_text(folder / LABELS_FILE, json.dumps(mapping, indent=2) + "\n")
+    atomic_write_text(folder / CONFIG_FILE, dump_config(config))
 
 
 @dataclass

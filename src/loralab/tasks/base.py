@@ -183,3 +183,19 @@ class Task(ABC):
     def gold_text(self, record: dict[str, Any]) -> str | None:
         """The gold answer as text (generation metrics' reference), None when unlabelled."""
         return None
+
+    # ---------------------------------------------------------------- comparing two models
+    # (export fidelity and `loralab verify`: the same inputs through a reference and a copy)
+    generates: bool = False  # answers are generated text: greedy continuations compared too
+
+    def decisions(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[Any]:
+        """What each example of a batch gives its user, in a form two models' outputs can be
+        compared by; by default the evaluation predictions (label ids, values, tag ids)."""
+        return self.gather(logits, batch)
+
+    def agreement(self, reference: list[Any], candidate: list[Any],
+                  labels: list[str] | None) -> dict[str, float]:
+        """How far a copy's decisions agree with the reference's. The keys are metrics of
+        loralab.metrics.registry (producer "fidelity"): percentages, or differences."""
+        same = sum(r == c for r, c in zip(reference, candidate))
+        return {"label_agreement": 100.0 * same / max(len(reference), 1)}

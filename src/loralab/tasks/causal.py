@@ -115,6 +115,7 @@ class CausalLMTask(Task):
     # no KV cache while training or scoring: it is unused, and without it transformers reads
     # packed rows' restarting position_ids as separate sequences (block-diagonal attention)
     model_kwargs = {"use_cache": False}
+    generates = True
 
     def __init__(self) -> None:
         self.config: Config | None = None
@@ -282,3 +283,16 @@ class CausalLMTask(Task):
 
     def render(self, output, record, feature, labels):
         return {"generated": output}
+
+    # ------------------------------------------------------------------ comparing two models
+    def decisions(self, logits, batch):
+        """The most likely next token at every attended position."""
+        best = logits.argmax(-1)
+        mask = batch["attention_mask"].bool()
+        return [best[i][mask[i]].tolist() for i in range(best.shape[0])]
+
+    def agreement(self, reference, candidate, labels):
+        same = sum(r == c for ref, cand in zip(reference, candidate)
+                   for r, c in zip(ref, cand))
+        total = sum(max(len(r), len(c)) for r, c in zip(reference, candidate))
+        return {"next_token_agreement": 100.0 * same / max(total, 1)}

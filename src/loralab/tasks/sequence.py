@@ -176,5 +176,9 @@ class RegressionTask(TextTask):
     def render(self, logits, record, feature, labels):
         return {"value": round(float(logits.float().view(-1)[0]), 6)}
 
+    def agreement(self, reference, candidate, labels):
+        gaps = [abs(r - c) for r, c in zip(reference, candidate)]
+        return {"max_value_diff": max(gaps, default=0.0)}
+
 
 __all__ = ["SequenceClassificationTask", "RegressionTask", "DataError"]

@@ -150,6 +150,34 @@ class TokenClassificationTask(EncoderTask):
                 span["text"] = text[span["start"]:span["end"]]
         return {"entities": entities, "tags": tags}
 
+    def agreement(self, reference, candidate, labels):
+        """Entity-level: F1 of the copy's entity spans against the reference's (100 when
+        neither finds an entity); word level: share of words given the same tag."""
+        ref_spans, cand_spans, same, words = set(), set(), 0, 0
+        for i, (ref, cand) in enumerate(zip(reference, candidate)):
+            ref_spans |= {(i, *span) for span in entity_spans([labels[t] for t in ref])}
+            cand_spans |= {(i, *span) for span in entity_spans([labels[t] for t in cand])}
+            same += sum(r == c for r, c in zip(ref, cand))
+            words += max(len(ref), len(cand))
+        total = len(ref_spans) + len(cand_spans)
+        entity = 100.0 if total == 0 else 200.0 * len(ref_spans & cand_spans) / total
+        return {"entity_agreement": entity, "label_agreement": 100.0 * same / max(words, 1)}
+
+
+def entity_spans(tags: list[str]) -> list[tuple[str, int, int]]:
+    """(type, first word, last word) of each BIO entity; an I- tag after O or another type
+    starts an entity (conlleval's reading)."""
+    spans: list[tuple[str, int, int]] = []
+    for i, tag in enumerate(tags):
+        kind = tag[2:] if tag != "O" else None
+        if kind is None:
+            continue
+        if tag.startswith("I-") and spans and spans[-1][0] == kind and spans[-1][2] == i - 1:
+            spans[-1] = (kind, spans[-1][1], i)
+        else:
+            spans.append((kind, i, i))
+    return spans
+
 
 def first_subtoken_labels(word_ids: list[int | None], word_labels: list[int]) -> list[int]:
     out, previous = [], None
