@@ -10,6 +10,7 @@ import errno
 import sys
 from collections.abc import Callable
 
+from loralab.data_export import add_commands as add_data_commands
 from loralab.errors import UserError
 from loralab.export.cli_args import add_commands as add_export_commands
 from loralab.quiet import quiet_libraries
@@ -25,7 +26,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from loralab.commands import run_train
 
     return run_train(args.config, args.set, args.output, overwrite=args.overwrite,
-                     resume=args.resume, progress=not args.no_progress)
+                     resume=args.resume, progress=not args.no_progress,
+                     set_from=args.set_from, data=args.data)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -33,13 +35,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     return run_eval(args.adapter, args.config, args.set, args.output, args.split,
                     progress=not args.no_progress, baseline=args.baseline,
-                    base_model=args.model)
+                    base_model=args.model, adapter_name=args.adapter_name,
+                    all_adapters=args.all_adapters, set_from=args.set_from)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from loralab.commands import run_predict
 
-    return run_predict(args.adapter, args.text, args.text_pair, args.file, args.batch_size)
+    return run_predict(args.adapter, args.text, args.text_pair, args.file, args.batch_size,
+                       adapter_name=args.adapter_name)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -51,7 +55,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_config_show(args: argparse.Namespace) -> int:
     from loralab.config import dump_config, load_config
 
-    print(dump_config(load_config(args.config, args.set)), end="")
+    print(dump_config(load_config(args.config, args.set, set_from=args.set_from)), end="")
     return 0
 
 
@@ -167,13 +171,23 @@ def _add_common(parser: argparse.ArgumentParser, *, config_positional: bool) -> 
                         help="override a config key, e.g. --set training.epochs=1 (repeatable)")
 
 
+def add_set_from(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set-from", action="append", default=[], metavar="FILE:KEY",
+                        help="apply a YAML mapping of KEY: VALUE overrides, e.g. "
+                             "params.yaml:profiles.smoke.train (repeatable; before --set)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="loralab", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train a LoRA adapter from a YAML config")
+    p = sub.add_parser("train", help="train a LoRA adapter (or several: adapters:) from a "
+                                     "YAML config")
     _add_common(p, config_positional=True)
+    add_set_from(p)
+    p.add_argument("--data", metavar="DIR", help="read the data (every adapter's) from the "
+                                                 "files `loralab data export` wrote to DIR")
     p.add_argument("--output", "-o", help="run folder (default: runs/<name>-<time>)")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run folder")
     p.add_argument("--resume", action="store_true",
@@ -182,7 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate an adapter folder (or a base LM) on a data split")
-    p.add_argument("adapter", nargs="?", help="adapter folder (lora_* inside a run folder)")
+    p.add_argument("adapter", nargs="?", help="adapter folder (lora_* inside a run folder), "
+                                              "or a multi-adapter folder / run")
+    p.add_argument("--adapter", dest="adapter_name", metavar="NAME",
+                   help="the adapter of a multi-adapter folder to evaluate")
+    p.add_argument("--all-adapters", action="store_true",
+                   help="evaluate every adapter of a multi-adapter folder (the base model "
+                        "loaded once), each on its own data; with --output also one flat "
+                        "DIR/metrics.json")
     p.add_argument("--model", help="evaluate this causal LM as it is, without an adapter "
                                    "(needs --config for the data and metrics)")
     p.add_argument("--baseline", action="store_true",
@@ -192,13 +213,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="config whose data section to use (default: the "
                                     "adapter's own training config)")
     _add_common(p, config_positional=False)
+    add_set_from(p)
     p.add_argument("--split", default="validation", choices=["train", "validation", "test"])
     p.add_argument("--output", "-o", help="folder for the result files")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", help="predict with an adapter; one JSON line per input")
-    p.add_argument("adapter", help="adapter folder, or a merged / ONNX export folder")
+    p.add_argument("adapter", help="adapter folder, a merged / ONNX export folder, or a "
+                                   "multi-adapter folder / run with --adapter")
+    p.add_argument("--adapter", dest="adapter_name", metavar="NAME",
+                   help="the adapter of a multi-adapter folder to predict with")
     p.add_argument("--text", action="append", default=[], help="input text (repeatable)")
     p.add_argument("--text-pair", action="append", default=[],
                    help="second text for pair tasks, one per --text")
@@ -231,11 +256,13 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--out", required=True, help="folder for train.jsonl, eval.jsonl, "
                                                     "schema.json")
     synth.set_defaults(func=cmd_data_synth)
+    add_data_commands(data_sub)
 
     p = sub.add_parser("config", help="config utilities")
     config_sub = p.add_subparsers(dest="config_command", required=True)
     show = config_sub.add_parser("show", help="print the resolved config")
     _add_common(show, config_positional=True)
+    add_set_from(show)
     show.set_defaults(func=cmd_config_show)
     return parser
 
@@ -261,7 +288,9 @@ class Parser(argparse.ArgumentParser):
     """argparse errors as loralab's one line (and exit code 2)."""
 
     def error(self, message: str) -> None:
-        print(f"loralab: error: {self.prog}: {message}", file=sys.stderr)
+        command = self.prog.removeprefix("loralab").strip()  # "grid" for `loralab grid`
+        where = f"{command}: " if command else ""
+        print(f"loralab: error: {where}{message}", file=sys.stderr)
         raise SystemExit(EXIT_USER_ERROR)
 
 

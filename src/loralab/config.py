@@ -1,58 +1,48 @@
-"""The typed config: YAML loading, dotted `--set` overrides and validation messages that name keys.
+"""The typed config: the schema, loading (a file, or a section `FILE:KEY` of a bigger one such
+as DVC's params.yaml), dotted `--set` overrides and validation messages that name keys.
 
-A config is four sections (`model`, `lora`, `training`, `data`) plus an optional run `name`.
-Every section refuses unknown keys; errors name the full key path and suggest the nearest
-known key ("lora.alpah: unknown key; did you mean lora.alpha?").
+A config is four sections (`model`, `lora`, `training`, `data`) plus `eval`, an optional run
+`name` and an optional LLM `judge`. Instead of `lora`, `adapters:` lists several adapters
+trained one after the other on one base model (see loralab.config_adapters). Every section
+refuses unknown keys; errors name the full key path and suggest the nearest known key
+("lora.alpah: unknown key; did you mean lora.alpha?"). YAML reading and overrides live in
+loralab.config_yaml, the messages in loralab.config_errors.
 """
 
 from __future__ import annotations
 
-import difflib
 import os
-import re
-import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     StrictInt,
     ValidationError,
-    ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
+from loralab.config_errors import format_validation_error
+from loralab.config_judge import JudgeConfig
+from loralab.config_section import Section
+from loralab.config_yaml import (  # noqa: F401 - re-exported: loralab.config is the entry point
+    apply_override,
+    flatten,
+    overrides_from,
+    parse_yaml,
+    read_section,
+    read_yaml_mapping,
+    set_dotted,
+    split_section,
+)
 from loralab.errors import ConfigError
 
 TaskType = Literal["sequence_classification", "regression", "token_classification",
                    "causal_lm"]
 MetricSuite = Literal["json", "qa", "multiple_choice", "code", "text"]
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        """pydantic reads `true` as 1 for a number field; a boolean there is a mistake."""
-        if isinstance(value, bool) and info.field_name is not None:
-            annotation = cls.model_fields[info.field_name].annotation
-            if _numeric(annotation):
-                raise ValueError(f"expected a number, got the boolean {str(value).lower()}")
-        return value
-
-
-def _numeric(annotation: Any) -> bool:
-    """A number field (int / float, optionally None) that does not also accept a bool."""
-    members = typing.get_args(annotation) or (annotation,)
-    return bool(members) and bool not in members and all(
-        m in (int, float, type(None)) for m in members) and any(m in (int, float)
-                                                                for m in members)
 
 
 class ModelConfig(Section):
@@ -195,6 +185,9 @@ class DataConfig(Section):
     truncation: Literal["left", "drop", "error"] = "left"
     metrics: list[MetricSuite] = Field(default_factory=list)
     schema_file: str | None = None
+    # more training files (e.g. `loralab feedback export` pairs), read as they are (their own
+    # prompt/response or messages, default columns), added to the training split only
+    extra_train: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
@@ -216,6 +209,40 @@ class EvalConfig(Section):
     code_timeout: float = Field(default=10.0, gt=0)
 
 
+class TrainingOverrides(TrainingConfig):
+    """An adapter entry's `training:` keys, checked together with the top-level ones once
+    merged (eval_steps may come from the top level)."""
+
+    def _steps_need_eval_steps(self) -> TrainingOverrides:  # the merged config checks it
+        return self
+
+
+class AdapterEntry(Section):
+    """One entry of `adapters:`: its own LoRA settings, and keys of data / training / eval
+    merged over the top-level sections (only the keys given here)."""
+    name: str
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    training: TrainingOverrides = Field(default_factory=TrainingOverrides)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _identifier(cls, name: str) -> str:
+        from loralab.config_adapters import check_adapter_name
+
+        return check_adapter_name(name)
+
+    @model_serializer(mode="wrap")
+    def _given_keys_only(self, handler: Any, info: Any) -> dict[str, Any]:
+        """The merged sections as written (a dump reloads to the same config)."""
+        out = handler(self)
+        for section in ("data", "training", "eval"):
+            out[section] = getattr(self, section).model_dump(mode=info.mode,
+                                                             exclude_unset=True)
+        return out
+
+
 CAUSAL_ONLY = {"data.prompt_template", "data.response_template", "data.chat_template",
                "data.system_prompt", "data.packing", "data.metrics", "data.schema_file",
                "model.gguf_file", "model.quantization", "eval.generate",
@@ -229,13 +256,36 @@ class Config(Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    judge: JudgeConfig | None = None
+    adapters: list[AdapterEntry] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _several_adapters(self) -> Config:
+        if self.adapters:
+            from loralab.config_adapters import check_adapters
+
+            check_adapters(self)
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unused_sections(self, handler: Any, info: Any) -> dict[str, Any]:
+        """No `adapters`/`judge` keys when unused; no `lora` beside `adapters` (each adapter
+        has its own), so a dump validates again."""
+        out = handler(self)
+        if not self.adapters:
+            out.pop("adapters", None)
+        else:
+            out.pop("lora", None)
+        if self.judge is None:
+            out.pop("judge", None)
+        return out
 
     @model_validator(mode="after")
     def _task_specific_keys(self) -> Config:
         if self.model.task == "causal_lm":
             if self.lora.method == "weighted":
                 raise ValueError("lora.method=weighted is for encoder tasks, not causal_lm")
-            if self.eval.generate and not self.data.metrics:
+            if self.eval.generate and not self.data.metrics and not self.adapters:
                 raise ValueError("eval.generate needs data.metrics: the suites to score the "
                                  "generated answers with (json, qa, multiple_choice, code, "
                                  "text)")
@@ -259,43 +309,34 @@ class Config(Section):
     def run_name(self) -> str:
         return self.name or self.model.task
 
+    def adapter_configs(self) -> list[tuple[str, Config]]:
+        """(name, the resolved single-adapter config) of every `adapters:` entry, in order."""
+        from loralab.config_adapters import adapter_configs
+
+        return adapter_configs(self)
+
 
 # --------------------------------------------------------------------------- loading
 
 
-class YamlLoader(yaml.SafeLoader):
-    """YAML 1.2 booleans: only true/false are booleans, so `eval_strategy: no` stays "no"."""
-
-
-YamlLoader.yaml_implicit_resolvers = {
-    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.copy().items()
-}
-YamlLoader.add_implicit_resolver("tag:yaml.org,2002:bool",
-                                 re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-                                 list("tTfF"))
-
-
-def parse_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - a SafeLoader subclass
-
-
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+def load_config(path: str | Path | None, overrides: list[str] | None = None, *,
+                set_from: list[str] | None = None) -> Config:
     """Read a YAML config (or start from defaults), apply `a.b=value` overrides, validate.
 
-    Relative data paths are resolved against the config file's folder, so a config works from
-    any working directory; `$VARS` and `~` in paths are expanded.
+    `path` is a file, or a section of one: `params.yaml:train` is the mapping under `train`
+    (DVC's `file:key` notation). `set_from` names mappings of dotted overrides
+    (`params.yaml:profiles.smoke.train`), applied before `overrides`. Relative data paths are
+    resolved against the config file's folder, so a config works from any working directory;
+    `$VARS` and `~` in paths are expanded.
     """
     raw: dict[str, Any] = {}
     base_dir = Path.cwd()
     if path is not None:
-        path = Path(path)
-        if path.is_dir():
-            raise ConfigError(f"{path} is a folder, not a config file; give the YAML file")
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        raw = read_yaml_mapping(path)
-        base_dir = path.resolve().parent
+        raw, file = read_config_mapping(path)
+        base_dir = file.resolve().parent
+    for spec in set_from or []:
+        for key, value in overrides_from(spec):
+            set_dotted(raw, key, value, source=f"--set-from {spec}: ")
     for item in overrides or []:
         apply_override(raw, item)
     config = validate_config(raw)
@@ -303,166 +344,47 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     return config
 
 
-def read_yaml_mapping(path: Path) -> dict[str, Any]:
-    try:
-        data = parse_yaml(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", exc)
-        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections, "
-                          f"got {type(data).__name__}")
-    return data
-
-
-def apply_override(raw: dict[str, Any], item: str) -> None:
-    """Apply one `a.b.c=value` override; the value is parsed as YAML (`1e-4`, `[1,2]`, `true`)."""
-    key, sep, value = item.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. training.epochs=1")
-    try:
-        parsed = parse_yaml(value) if value.strip() else None
-    except yaml.YAMLError:
-        parsed = value
-    set_dotted(raw, key, parsed, source="--set ")
-
-
-def set_dotted(raw: dict[str, Any], key: str, value: Any, *, source: str = "") -> None:
-    """raw["a"]["b"]["c"] = value for key "a.b.c", creating sections on the way."""
-    node = raw
-    parts = key.split(".")
-    for depth, part in enumerate(parts[:-1]):
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            raise ConfigError(f"{source}{key}: {'.'.join(parts[:depth + 1])} is a value, "
-                              "not a section")
-        node = child
-    node[parts[-1]] = value
-
-
-def flatten(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"lora": {"r": 8}} -> {"lora.r": 8}; lists and scalars are leaves."""
-    flat: dict[str, Any] = {}
-    for key, value in raw.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, path + "."))
-        else:
-            flat[path] = value
-    return flat
+def read_config_mapping(spec: str | Path) -> tuple[dict[str, Any], Path]:
+    """The config mapping of a file or `FILE:KEY` section, and the file."""
+    if Path(spec).is_dir():
+        raise ConfigError(f"{spec} is a folder, not a config file; give the YAML file")
+    file, key = split_section(spec)
+    if not file.is_file():
+        raise ConfigError(f"config file not found: {file}")
+    if key is None:
+        return read_yaml_mapping(file), file
+    value, _ = read_section(spec)
+    if not isinstance(value, dict):
+        raise ConfigError(f"{spec}: expected a mapping of config sections, got "
+                          f"{type(value).__name__}")
+    return value, file
 
 
 def validate_config(raw: dict[str, Any]) -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc)) from None
-
-
-DOTTED_KEY = re.compile(r"\b[a-z_]+\.[a-z_]+\b")
-
-
-def format_validation_error(exc: ValidationError) -> str:
-    by_key: dict[str, list[str]] = {}
-    for err in exc.errors():
-        loc, branch = split_union_branch([str(p) for p in err["loc"]])
-        key = ".".join(loc)
-        if err["type"] == "extra_forbidden":
-            message = f"{key}: unknown key{suggest_key(loc)}"
-        elif err["type"] == "value_error":
-            message = str(err["msg"]).removeprefix("Value error, ")
-            if key and not DOTTED_KEY.search(message):  # a field's own check: name the key
-                message = f"{key}: {message}"
-        else:
-            got = err.get("input")
-            shown = f" (got {got!r})" if not isinstance(got, dict) else (
-                f" (got the mapping {got!r}: YAML reads {{...}} as a mapping; quote the value, "
-                f"e.g. --set '{key}=\"{{...}}\"')" if "str" in err["type"] else "")
-            detail = f"as {branch}: {err['msg']}" if branch else err["msg"]
-            message = f"{key}: {detail}{shown}"
-        by_key.setdefault(key, []).append(message)
-    lines = []
-    for key, messages in by_key.items():
-        if len(messages) > 1 and all(m.startswith(f"{key}: as ") for m in messages):
-            options = " | ".join(m.split(": as ", 1)[1].split(":", 1)[0] for m in messages)
-            got = messages[0].rsplit(" (got ", 1)[-1] if "(got " in messages[0] else ""
-            lines.append(f"{key}: expected {options}" + (f" (got {got}" if got else ""))
-        else:
-            lines.extend(dict.fromkeys(messages))
-    return "; ".join(lines)
-
-
-def split_union_branch(loc: list[str]) -> tuple[list[str], str]:
-    """Cut pydantic's union-member tags (`int`, `list[int]`) off an error location."""
-    model: type[BaseModel] | None = Config
-    for i, part in enumerate(loc):
-        if model is None:
-            return (loc[:i], part) if not part.isdigit() else (loc, "")
-        field = model.model_fields.get(part)
-        if field is None:
-            return loc, ""
-        annotation = field.annotation
-        if getattr(annotation, "__origin__", None) is dict:
-            return loc, ""
-        model = annotation if isinstance(annotation, type) and issubclass(
-            annotation, BaseModel) else None
-    return loc, ""
-
-
-# names that PEFT / transformers users type, mapped to our full key paths
-KEY_ALIASES = {
-    "rank": "lora.r", "lora_r": "lora.r", "lora_alpha": "lora.alpha",
-    "lora_dropout": "lora.dropout", "lr": "training.learning_rate",
-    "num_epochs": "training.epochs", "num_train_epochs": "training.epochs",
-    "per_device_train_batch_size": "training.batch_size",
-    "per_device_eval_batch_size": "training.eval_batch_size",
-    "warmup_ratio": "training.warmup", "warmup_steps": "training.warmup",
-    "lr_scheduler_type": "training.scheduler", "evaluation_strategy": "training.eval_strategy",
-    "model_name_or_path": "model.name", "model_name": "model.name",
-    "max_seq_length": "model.max_length", "train_file": "data.train",
-    "validation_file": "data.validation",
-}
-
-
-def suggest_key(loc: list[str]) -> str:
-    """'; did you mean lora.alpha?' for a mistyped key, or the list of known keys."""
-    model: type[BaseModel] = Config
-    for part in loc[:-1]:
-        if part.isdigit():  # an item of a list of sections (training.loss.0)
-            continue
-        field = model.model_fields.get(part)
-        annotation = getattr(field, "annotation", None)
-        if getattr(annotation, "__origin__", None) is list:
-            annotation = annotation.__args__[0]
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return ""
-        model = annotation
-    if loc[-1] in KEY_ALIASES:
-        return f"; did you mean {KEY_ALIASES[loc[-1]]}?"
-    known = list(model.model_fields)
-    close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
-    prefix = ".".join(loc[:-1])
-    if close:
-        return f"; did you mean {prefix + '.' if prefix else ''}{close[0]}?"
-    return f"; known keys{' of ' + prefix if prefix else ''}: {', '.join(known)}"
+        raise ConfigError(format_validation_error(exc, Config)) from None
 
 
 def resolve_data_paths(config: Config, base_dir: Path) -> None:
-    for split in ("train", "validation", "test", "schema_file"):
-        value = getattr(config.data, split)
-        if value:
-            setattr(config.data, split, resolve_path(value, base_dir))
+    for data in [config.data, *(entry.data for entry in config.adapters)]:
+        resolve_section_paths(data, base_dir)
     name = config.model.name
     expanded = os.path.expanduser(os.path.expandvars(name))
     if name.startswith((".", "/", "~", "$")):
         config.model.name = resolve_path(expanded, base_dir)
+
+
+def resolve_section_paths(data: DataConfig, base_dir: Path) -> None:
+    """A data section's paths, absolute (only the keys it sets: an adapter entry's
+    unset keys stay unset)."""
+    for split in ("train", "validation", "test", "schema_file"):
+        value = getattr(data, split)
+        if value:
+            setattr(data, split, resolve_path(value, base_dir))
+    if data.extra_train:
+        data.extra_train = [resolve_path(p, base_dir) for p in data.extra_train]
 
 
 def resolve_path(value: str, base_dir: Path) -> str:

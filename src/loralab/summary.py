@@ -23,3 +23,16 @@ def summary_line(metrics: dict[str, Any], run_dir: Path) -> str:
             f"{metrics['train_seconds']:.1f}s training, "
             f"{metrics['trainable_parameters']:,} trainable params -> "
             f"{run_dir / metrics['adapter'] if metrics.get('adapter') else run_dir}")
+
+
+def multi_summary_line(metrics: dict[str, Any], run_dir: Path) -> str:
+    """One line for a run of several adapters: each adapter's headline number."""
+    parts = []
+    for name, run in metrics["adapters"].items():
+        best = run["best"] if run.get("saved", "best") == "best" else run["final"]
+        shown = next((f"{k}={best[k]:.4f}" for k in SHOWN if isinstance(best.get(k), float)),
+                     f"loss={best['loss']:.4f}" if isinstance(best.get("loss"), float) else "")
+        parts.append(f"{name} {shown}".strip())
+    return (f"done: {metrics['name']}: {len(parts)} adapters on one base ({'; '.join(parts)}), "
+            f"{metrics['train_seconds']:.1f}s training -> "
+            f"{run_dir / metrics['multi_adapter_folder']}")

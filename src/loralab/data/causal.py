@@ -25,6 +25,9 @@ from loralab.data.squad import is_squad, squad_flat_records, squad_records
 from loralab.errors import DataError
 
 Record = dict[str, Any]
+# a record that is its own example (data.extra_train): its `prompt` + `response` or
+# `messages`, never data.prompt_template / response_template / chat_template
+AS_IS = "_as_is"
 
 
 def read_causal_file(path: Path, fmt: str, split: str, *, sniff: bool = False) -> list[Record]:

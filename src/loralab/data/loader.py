@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from loralab.config import DataConfig
+from loralab.data.causal import AS_IS, read_causal_file
 from loralab.data.filters import apply_filter
 from loralab.data.formats import FORMATS, file_format
 from loralab.data.hub import load_hub_splits
 from loralab.data.paths import expand_paths
+from loralab.data.readers import infer_format
 from loralab.data.spec import RecordSpec
 from loralab.data.splits import finish_splits
 from loralab.errors import UserError
@@ -42,19 +44,44 @@ def load_data(cfg: DataConfig, spec: RecordSpec) -> LoadedData:
     count questions through the file.
     data.filter then keeps the matching records of every split. Without a validation source, a
     seeded data.validation_fraction of train is held out (records sharing a `_group` together).
+    The files of data.extra_train are then added to the training split as they are.
     """
+    filtered = apply_filter(load_source_splits(cfg, spec), cfg.filter)
+    splits = finish_splits(filtered, cfg)
+    extra = read_extra_train(cfg, spec)
+    if extra:
+        splits["train"] = splits["train"] + extra
+    return LoadedData(splits, [record for split in filtered.values() for record in split]
+                      + extra)
+
+
+def load_source_splits(cfg: DataConfig, spec: RecordSpec) -> dict[str, list[dict[str, Any]]]:
+    """The splits as the sources give them (the hub's splits, the files of data.train /
+    validation / test, or a file's own split rule: MBPP's task ids), before data.filter,
+    the validation hold-out and max_*_samples."""
     for name in cfg.splits:
         if name not in SPLITS:
             raise UserError(f"data.splits: unknown split {name!r}; use train, validation, test")
     if cfg.hub:
-        splits = load_hub_splits(cfg, spec)
-    elif cfg.train:
-        splits = _load_local(cfg, spec)
-    else:
-        raise UserError("data.train or data.hub is required")
-    filtered = apply_filter(splits, cfg.filter)
-    return LoadedData(finish_splits(filtered, cfg),
-                      [record for split in filtered.values() for record in split])
+        return load_hub_splits(cfg, spec)
+    if cfg.train:
+        return _load_local(cfg, spec)
+    raise UserError("data.train or data.hub is required")
+
+
+def read_extra_train(cfg: DataConfig, spec: RecordSpec) -> list[dict[str, Any]]:
+    """The rows of data.extra_train (e.g. `loralab feedback export` pairs): each file in its
+    own shape, whatever data.format / columns / templates say. Prompt/response records are
+    marked AS_IS: their own `prompt` + `response` (or `messages`) are the example."""
+    records: list[dict[str, Any]] = []
+    for value in cfg.extra_train:
+        for path in expand_paths(value, "data.extra_train"):
+            if spec.kind == "fields":
+                rows = read_causal_file(path, infer_format(path), "train")
+                records.extend({**row, AS_IS: True} for row in rows)
+            else:
+                records.extend(read_file(path, DataConfig(), spec, "train"))
+    return records
 
 
 def _load_local(cfg: DataConfig, spec: RecordSpec) -> dict[str, list[dict[str, Any]]]:

@@ -42,12 +42,28 @@ def evaluate_records(model: torch.nn.Module, tokenizer: Any, task: Task,
                                 config.training.eval_batch_size, progress=progress,
                                 desc=f"{desc} loss"))
     details: list[dict[str, Any]] = []
-    if config.data.metrics:
+    if config.data.metrics or config.judge is not None:
         generated, details = generation_metrics(model, tokenizer, task, records, config,
                                                 progress=progress, desc=f"{desc} generate")
         metrics.update(generated)
+    if config.judge is not None:
+        metrics.update(judge_generations(config, details, progress=progress))
     metrics["seconds"] = round(time.perf_counter() - started, 2)
     return metrics, details
+
+
+def judge_generations(config: Config, details: list[dict[str, Any]], *,
+                      progress: bool) -> dict[str, Any]:
+    """The LLM judge's scores of the generated answers (`judge:` section); each example's
+    score, reply and error go into its details under `judge`."""
+    from loralab.evaluation.judge import judge_answers
+
+    result = judge_answers(config.judge, [{"prompt": d["prompt"], "answer": d["generated"],
+                                           "reference": d["gold"]} for d in details],
+                           progress=progress)
+    for line, verdict in zip(details, result.details):
+        line["judge"] = verdict
+    return result.metrics
 
 
 def write_generations(path: Path, details: list[dict[str, Any]]) -> None:
@@ -75,7 +91,7 @@ def run_eval(model: torch.nn.Module, tokenizer: Any, task: Task,
              source: dict[str, Any]) -> dict[str, Any]:
     """Evaluate the adapter (and with `baseline` the base model, adapter off); write files."""
     common = {**source, "examples": len(records)}
-    if config.data.metrics:
+    if config.data.metrics or config.judge is not None:
         common["decoding"] = config.eval.model_dump()
     label = "lora" if has_adapter else "base"
     metrics, details = evaluate_records(model, tokenizer, task, records, config, labels,

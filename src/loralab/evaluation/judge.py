@@ -29,54 +29,19 @@ from __future__ import annotations
 import json
 import os
 import re
-import string
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import ValidationError
 
-from loralab.config import Section
+from loralab.config_judge import JUDGE_FIELDS as FIELDS
+from loralab.config_judge import JUDGE_SYSTEM as DEFAULT_SYSTEM  # noqa: F401 - re-exported
+from loralab.config_judge import JUDGE_TEMPLATE as DEFAULT_TEMPLATE  # noqa: F401
+from loralab.config_judge import JudgeConfig
 from loralab.errors import ConfigError, UserError
 
-DEFAULT_SYSTEM = "You are a strict, fair grader of answers. You reply with a score only."
-DEFAULT_TEMPLATE = """Rate the answer to the task below from 1 (wrong or useless) to 10 \
-(fully correct and complete), comparing it with the reference answer.
-
-Task:
-{prompt}
-
-Reference answer:
-{reference}
-
-Answer to rate:
-{answer}
-
-Reply with one line: "Score: N", N an integer from 1 to 10."""
-FIELDS = ("prompt", "answer", "reference")
 LOW, HIGH = 1.0, 10.0
-
-
-class JudgeConfig(Section):
-    base_url: str
-    model: str
-    api_key_env: str | None = "OPENAI_API_KEY"
-    temperature: float = Field(default=0.0, ge=0, le=2)
-    max_tokens: int = Field(default=64, ge=1)
-    timeout_seconds: float = Field(default=60.0, gt=0)
-    max_retries: int = Field(default=2, ge=0)
-    system: str = DEFAULT_SYSTEM
-    template: str = DEFAULT_TEMPLATE
-
-    @field_validator("template")
-    @classmethod
-    def _placeholders(cls, template: str) -> str:
-        names = {name for _, name, _, _ in string.Formatter().parse(template) if name}
-        unknown = names - set(FIELDS)
-        if unknown or "answer" not in names:
-            raise ValueError(f"judge.template: use the placeholders {{prompt}}, {{answer}} "
-                             f"(required) and {{reference}}; found {sorted(names)}")
-        return template
 
 
 def judge_config(raw: Any) -> JudgeConfig:

@@ -26,6 +26,7 @@ from loralab.models.sources import model_load_error, resolve_model_source
 
 LABELS_FILE = "label_mapping.json"
 CONFIG_FILE = "loralab_config.yaml"
+MULTI_FILE = "multi_adapter.json"   # beside the sub-folders of a multi-adapter folder
 
 
 def adapter_folder_name(config: Config, model_type: str) -> str:
@@ -33,14 +34,54 @@ def adapter_folder_name(config: Config, model_type: str) -> str:
 
 
 def save_adapter(model: PeftModel, tokenizer: Any, config: Config, labels: list[str] | None,
-                 model_type: str, path: Path, inputs: list[str] | None = None) -> Path:
+                 model_type: str, path: Path, inputs: list[str] | None = None,
+                 adapter_name: str | None = None) -> Path:
     """Write the adapter folder atomically (a killed run never leaves half an adapter).
-    `inputs`: the input fields the adapter was trained on (e.g. text + text_pair)."""
+    `inputs`: the input fields the adapter was trained on (e.g. text + text_pair).
+    `adapter_name`: which adapter of a multi-adapter model; it is written as a single-adapter
+    folder (PEFT's files at the folder root, as any loralab adapter)."""
     with named_errors(path), atomic_directory(path) as tmp:
-        model.save_pretrained(tmp, save_embedding_layers=False)  # embeddings are frozen
-        tokenizer.save_pretrained(tmp)
-        write_task_files(tmp, config, labels, model_type, inputs)
+        save_peft_files(model, tmp, adapter_name)
+        write_adapter_metadata(tmp, tokenizer, config, labels, model_type, inputs)
     return path
+
+
+def save_peft_files(model: PeftModel, folder: Path, adapter_name: str | None) -> None:
+    """PEFT's adapter_config.json + weights of one adapter at the root of `folder`."""
+    if adapter_name is None or adapter_name == "default":
+        model.save_pretrained(folder, save_embedding_layers=False)  # embeddings are frozen
+        return
+    model.save_pretrained(folder, selected_adapters=[adapter_name], save_embedding_layers=False)
+    for item in (folder / adapter_name).iterdir():  # PEFT puts named adapters in sub-folders
+        item.replace(folder / item.name)
+    (folder / adapter_name).rmdir()
+
+
+def save_multi_adapter(model: PeftModel, tokenizer: Any, adapters: list[dict[str, Any]],
+                       model_type: str, path: Path) -> Path:
+    """PEFT's multi-adapter folder, atomically: `save_pretrained` of every adapter (one
+    sub-folder each, PEFT's layout), each sub-folder completed with the tokenizer, label
+    mapping and loralab config, and MULTI_FILE naming the adapters in order. `adapters`:
+    {"name", "config", "labels", "inputs"} per adapter."""
+    names = [a["name"] for a in adapters]
+    with named_errors(path), atomic_directory(path) as tmp:
+        model.save_pretrained(tmp, selected_adapters=names, save_embedding_layers=False)
+        for adapter in adapters:
+            write_adapter_metadata(tmp / adapter["name"], tokenizer, adapter["config"],
+                                   adapter["labels"], model_type, adapter["inputs"])
+        first = adapters[0]["config"]
+        atomic_write_text(tmp / MULTI_FILE, json.dumps(
+            {"adapters": names, "base_model": first.model.name, "task": first.model.task},
+            indent=2) + "\n")
+    return path
+
+
+def write_adapter_metadata(folder: Path, tokenizer: Any, config: Config,
+                           labels: list[str] | None, model_type: str,
+                           inputs: list[str] | None) -> None:
+    """The tokenizer, label_mapping.json and loralab_config.yaml beside PEFT's files."""
+    tokenizer.save_pretrained(folder)
+    write_task_files(folder, config, labels, model_type, inputs)
 
 
 def write_task_files(folder: Path, config: Config, labels: list[str] | None,
@@ -106,6 +147,17 @@ def head_rows(path: Path) -> int | None:
 def attach_adapter(base: torch.nn.Module, path: Path) -> PeftModel:
     """The adapter folder's LoRA (and modules_to_save head) on `base`, for inference."""
     return PeftModel.from_pretrained(base, str(path))
+
+
+def attach_adapters(base: torch.nn.Module, folders: dict[str, Path]) -> PeftModel:
+    """Every adapter folder on the one `base`, under its name (`PeftModel.from_pretrained`
+    for the first, `load_adapter(..., adapter_name=)` for the others); the first is active."""
+    items = list(folders.items())
+    model = PeftModel.from_pretrained(base, str(items[0][1]), adapter_name=items[0][0])
+    for name, folder in items[1:]:
+        model.load_adapter(str(folder), adapter_name=name)
+    model.set_adapter(items[0][0])
+    return model
 
 
 def load_encoder(name: str, auto_class: str, head: dict[str, Any], placement: Placement, *,

@@ -275,3 +275,35 @@ def build_causal_model(config: Config, placement: Placement | None = None) -> Bu
     model = get_peft_model(base, peft_lora_config(config, "CAUSAL_LM", targets))
     model.peft_config["default"].base_model_name_or_path = config.model.name
     return BuiltModel(model, tokenizer, model_type, targets, [], [], notes)
+
+
+def build_causal_adapters(named: list[tuple[str, Config]],
+                          placement: Placement | None = None) -> list[BuiltModel]:
+    """One causal LM, loaded once, with one LoRA adapter per (name, config): PEFT's
+    multi-adapter model (`get_peft_model` for the first, `add_adapter` for the others). Every
+    adapter's targets and rank are checked on the plain base before any is added. The
+    BuiltModels share the model; `model.set_adapter(name)` makes one active and trainable
+    (PEFT switches requires_grad: only the active adapter's weights train)."""
+    first = named[0][1]
+    check_quantization(first)
+    tokenizer = load_causal_tokenizer(first)
+    base = load_causal_model(first, placement=placement)
+    model_type = base.config.model_type
+    plans = []
+    for name, config in named:
+        if not config.lora.enabled:
+            raise ConfigError(f"adapters: {name}: lora.enabled=false trains no adapter")
+        notes: list[str] = []
+        targets = resolve_targets(base, config.lora, model_type, set(), notes)
+        check_rank(base, targets, config.lora.r)
+        plans.append((name, config, targets, notes))
+    name, config, targets, _ = plans[0]
+    model = get_peft_model(base, peft_lora_config(config, "CAUSAL_LM", targets),
+                           adapter_name=name)
+    for name, config, targets, _ in plans[1:]:
+        model.add_adapter(name, peft_lora_config(config, "CAUSAL_LM", targets))
+    for name, config, _, _ in plans:
+        model.peft_config[name].base_model_name_or_path = config.model.name
+    model.set_adapter(plans[0][0])
+    return [BuiltModel(model, tokenizer, model_type, targets, [], [], notes)
+            for _, _, targets, notes in plans]

@@ -4,8 +4,16 @@ inference through the task they belong to (loralab.tasks.loading)."""
 from __future__ import annotations
 
 from loralab.tasks.base import Task
-from loralab.tasks.loading import LoadedAdapter, load_adapter, load_base, read_adapter_metadata
+from loralab.tasks.loading import (
+    AdapterSet,
+    LoadedAdapter,
+    adapter_set_folders,
+    load_adapter,
+    load_adapter_set,
+    load_base,
+    read_adapter_metadata,
+)
 from loralab.tasks.registry import TASKS, get_task
 
-__all__ = ["TASKS", "LoadedAdapter", "Task", "get_task", "load_adapter", "load_base",
-           "read_adapter_metadata"]
+__all__ = ["TASKS", "AdapterSet", "LoadedAdapter", "Task", "adapter_set_folders", "get_task",
+           "load_adapter", "load_adapter_set", "load_base", "read_adapter_metadata"]

@@ -82,6 +82,21 @@ class Task(ABC):
         """(model in eval mode, tokenizer) for inference: the adapter folder on its base, or
         with `adapter` None the base model alone."""
 
+    def build_adapters(self, named: list[tuple[str, Config]],
+                       placement: Placement) -> list[BuiltModel]:
+        """One base model with an adapter per (name, config), the models shared (`adapters:`
+        configs); only tasks without a per-adapter head can."""
+        raise ConfigError(f"model.task {self.name} cannot train several adapters on one base "
+                          "model (its head is one module sized by its labels); train one "
+                          "config per adapter")
+
+    def load_adapters(self, config: Config, folders: dict[str, Path],
+                      placement: Placement) -> tuple[torch.nn.Module, Any]:
+        """(model in eval mode with every adapter folder attached under its name, the first
+        active; tokenizer), the base model loaded once."""
+        raise UserError(f"model.task {self.name} adapters cannot share one loaded base model "
+                        "here; load each adapter folder on its own")
+
     def trains(self, config: Config) -> bool:
         """False when the run only evaluates (a causal LM's no-LoRA baseline)."""
         return True

@@ -23,8 +23,8 @@ from loralab.config import Config
 from loralab.data.spec import RecordSpec
 from loralab.errors import UserError
 from loralab.metrics.registry import metrics_of
-from loralab.models.adapter_io import attach_adapter
-from loralab.models.build import BuiltModel, build_causal_model
+from loralab.models.adapter_io import attach_adapter, attach_adapters
+from loralab.models.build import BuiltModel, build_causal_adapters, build_causal_model
 from loralab.models.causal import load_causal_model, load_causal_tokenizer
 from loralab.models.generate import Decoding, generate_texts
 from loralab.models.placement import Placement
@@ -158,6 +158,18 @@ class CausalLMTask(Task):
             tokenizer = load_tokenizer(config.model.name, source=str(adapter))
         else:
             tokenizer = load_causal_tokenizer(config)
+        return model.eval(), tokenizer
+
+    def build_adapters(self, named: list[tuple[str, Config]],
+                       placement: Placement) -> list[BuiltModel]:
+        return build_causal_adapters(named, placement)
+
+    def load_adapters(self, config: Config, folders: dict[str, Path],
+                      placement: Placement) -> tuple[torch.nn.Module, Any]:
+        model = attach_adapters(load_causal_model(config, placement=placement), folders)
+        first = next(iter(folders.values()))
+        tokenizer = load_tokenizer(config.model.name, source=str(first)) \
+            if folder_has_tokenizer(first) else load_causal_tokenizer(config)
         return model.eval(), tokenizer
 
     def trains(self, config: Config) -> bool:

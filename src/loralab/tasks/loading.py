@@ -10,6 +10,7 @@ adapter_config.json (task type, base model) and the saved head's size (labels LA
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,12 @@ import torch
 
 from loralab.config import Config, validate_config
 from loralab.errors import UserError
-from loralab.models.adapter_io import AdapterFiles, head_rows, read_adapter_files
+from loralab.models.adapter_io import MULTI_FILE, AdapterFiles, head_rows, read_adapter_files
 from loralab.models.placement import Placement
 from loralab.tasks.base import Task
 from loralab.tasks.registry import TASKS, get_task
+
+MULTI_FOLDER = "adapters"   # the multi-adapter folder inside a run of several adapters
 
 
 @dataclass
@@ -91,3 +94,72 @@ def load_base(config: Config, *, device: str = "auto",
                         "evaluate an adapter folder instead")
     model, tokenizer = task.load_model(config, None, None, Placement.resolve(device, dtype))
     return LoadedAdapter(model, tokenizer, task, None, config, None)
+
+
+# --------------------------------------------------------------------------- several adapters
+
+
+@dataclass
+class AdapterSet:
+    """Several adapters on one loaded base model: `use(name)` switches with `set_adapter`
+    (no reload) and returns that adapter as a LoadedAdapter sharing the model."""
+    model: torch.nn.Module
+    tokenizer: Any
+    adapters: dict[str, LoadedAdapter]
+    path: Path
+
+    def use(self, name: str) -> LoadedAdapter:
+        if name not in self.adapters:
+            raise UserError(f"{self.path} has no adapter {name!r}; it holds: "
+                            f"{', '.join(self.adapters)}")
+        self.model.set_adapter(name)
+        return self.adapters[name]
+
+
+def adapter_set_folders(path: str | Path) -> dict[str, Path] | None:
+    """{name: folder} of a multi-adapter folder (its multi_adapter.json, or sub-folders that
+    are adapter folders, PEFT's layout) or of a run folder holding one in `adapters/`; None
+    for a single adapter folder or a folder without adapters."""
+    path = Path(path)
+    if (path / MULTI_FOLDER / MULTI_FILE).is_file():
+        path = path / MULTI_FOLDER
+    if (path / MULTI_FILE).is_file():
+        try:
+            names = json.loads((path / MULTI_FILE).read_text(encoding="utf-8"))["adapters"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"{path / MULTI_FILE}: unreadable ({exc})") from None
+        return {str(name): path / str(name) for name in names}
+    if not path.is_dir() or (path / "adapter_config.json").is_file():
+        return None
+    found = {p.name: p for p in sorted(path.iterdir())
+             if p.is_dir() and (p / "adapter_config.json").is_file()}
+    return found or None
+
+
+def load_adapter_set(path: str | Path, *, device: str = "auto",
+                     dtype: torch.dtype | None = None) -> AdapterSet:
+    """Every adapter of a multi-adapter folder on its base model, loaded once."""
+    path = Path(path)
+    folders = adapter_set_folders(path)
+    if folders is None:
+        raise UserError(f"{path} is not a multi-adapter folder (a run of a config with "
+                        "adapters:, its adapters/ folder, or a folder of adapter folders)")
+    metadata = {name: read_adapter_metadata(folder) for name, folder in folders.items()}
+    first_name, (first, task_name, _) = next(iter(metadata.items()))
+    for name, (config, other_task, _) in metadata.items():
+        if other_task != task_name or base_of(config) != base_of(first):
+            raise UserError(f"{path}: adapters {first_name!r} and {name!r} have different "
+                            f"base models or tasks ({first.model.name} {task_name} vs "
+                            f"{config.model.name} {other_task}); they cannot share one")
+    task = get_task(task_name, first)
+    model, tokenizer = task.load_adapters(first, folders, Placement.resolve(device, dtype))
+    adapters = {name: LoadedAdapter(model, tokenizer, get_task(task_name, config), labels,
+                                    config, folders[name],
+                                    read_adapter_files(folders[name]).mapping.get("inputs"))
+                for name, (config, _, labels) in metadata.items()}
+    return AdapterSet(model, tokenizer, adapters, path)
+
+
+def base_of(config: Config) -> tuple[Any, ...]:
+    model = config.model
+    return model.name, model.gguf_file, model.revision, model.quantization

@@ -7,6 +7,8 @@
               written as compact JSON
     messages  a record with `messages` (chat turns) uses them instead: the last assistant turn
               is the response, everything before it the prompt
+    as is     a data.extra_train row (marked AS_IS) is its own `prompt` + `response` or
+              `messages`, whatever the templates say (feedback pairs of a served adapter)
 
 Labels cover the response tokens and the EOS token only (prompt positions are -100). When an
 example is longer than model.max_length, data.truncation decides: `left` cuts the prompt from
@@ -22,6 +24,7 @@ import string
 from dataclasses import dataclass, field
 from typing import Any
 
+from loralab.data.causal import AS_IS
 from loralab.errors import DataError
 from loralab.tasks.labels import row_error
 
@@ -77,6 +80,8 @@ class PromptFormat:
                    data.system_prompt)
 
     def prompt(self, record: dict[str, Any], tokenizer: Any) -> str:
+        if record.get(AS_IS) and self is not PLAIN:
+            return PLAIN.prompt(record, tokenizer)
         if "messages" in record and not self.prompt_template:
             turns = chat_turns(record)[:-1] if has_answer(record) else chat_turns(record)
             return apply_chat(tokenizer, turns, record)
@@ -96,10 +101,14 @@ class PromptFormat:
 
     def is_chat(self, records: list[dict[str, Any]]) -> bool:
         """Prompts come out of the chat template (which adds its own special tokens)."""
+        if records and records[0].get(AS_IS) and self is not PLAIN:
+            return PLAIN.is_chat(records)
         return self.chat_template or any("messages" in r for r in records[:1])
 
     def response(self, record: dict[str, Any]) -> str | None:
         """The gold response text, or None for an unlabelled record."""
+        if record.get(AS_IS) and self is not PLAIN:
+            return PLAIN.response(record)
         if "messages" in record and not self.response_template:
             turns = chat_turns(record)
             return turns[-1]["content"] if has_answer(record) else None
@@ -108,6 +117,9 @@ class PromptFormat:
         if "response" in record:
             return field_text(record["response"])
         return None
+
+
+PLAIN = PromptFormat()   # a record's own prompt/response or messages (data.extra_train rows)
 
 
 def chat_turns(record: dict[str, Any]) -> list[dict[str, str]]:
@@ -141,8 +153,8 @@ def encode_sft(records: list[dict[str, Any]], tokenizer: Any, fmt: PromptFormat,
                max_length: int, truncation: str) -> EncodedExamples:
     """input_ids + labels (-100 on the prompt) per record; see the module doc for truncation."""
     features, dropped, cut = [], [], 0
-    chat = fmt.is_chat(records)
     for record in records:
+        chat = fmt.is_chat([record])  # per record: extra_train rows keep their own shape
         prompt_ids = tokenizer(fmt.prompt(record, tokenizer),
                                add_special_tokens=not chat)["input_ids"]
         response = fmt.response(record)

@@ -46,12 +46,16 @@ from loralab.training.weighted import WeightedLoRA, ignored_weighted_keys
 
 class TrainingRecipe:
     def __init__(self, config: Config, output_dir: str | Path, *, progress: bool = True,
-                 overwrite: bool = False, resume: bool = False) -> None:
-        """`resume`: continue from the run folder's checkpoint when it holds one."""
+                 overwrite: bool = False, resume: bool = False,
+                 adapter: str | None = None) -> None:
+        """`resume`: continue from the run folder's checkpoint when it holds one. `adapter`:
+        the name of the adapter this run trains in a model holding several (see
+        loralab.training.multi); None for a model of one adapter."""
         if resume and overwrite:
             raise UserError("--resume continues the run in --output and --overwrite replaces "
                             "it: give one of them")
         self.config = config
+        self.adapter = adapter
         self.cfg = config.training
         self.task = get_task(config.model.task, config)
         self.run = RunFolder(Path(output_dir), overwrite=overwrite)
@@ -74,12 +78,19 @@ class TrainingRecipe:
         self.labels = self.task.label_names(data.every_record, self.config)
         self.check_metric_for_best()
 
-    def setup_model(self) -> None:
+    @property
+    def placement(self) -> Placement:
+        return Placement(self.accelerator.device)
+
+    def setup_model(self, built: BuiltModel | None = None) -> None:
+        """The model to train (built here, or `built`: one adapter of a shared model), its
+        encoded splits, and what the task prepares for training."""
         if self.cfg.threads:
             torch.set_num_threads(self.cfg.threads)
         set_seed(self.cfg.seed)
-        placement = Placement(self.accelerator.device)
-        self.built: BuiltModel = self.task.build_model(self.config, self.labels, placement)
+        placement = self.placement
+        self.built: BuiltModel = built or self.task.build_model(self.config, self.labels,
+                                                                placement)
         tokenizer, max_len = self.built.tokenizer, self.config.model.max_length
         self.features = {name: self.task.encode(records, tokenizer, self.labels, max_len)
                          for name, records in self.splits.items()}
@@ -335,7 +346,8 @@ class TrainingRecipe:
         if self.config.lora.enabled:
             adapter = self.run.save_adapter(self.raw_model, self.built, self.config,
                                             self.labels,
-                                            self.task.input_fields(self.splits["train"]))
+                                            self.task.input_fields(self.splits["train"]),
+                                            adapter_name=self.adapter)
         metrics = run_metrics(
             self.config, state, self.built, epochs=self.epochs_run, final=final, test=test,
             adapter=adapter, sizes={k: len(v) for k, v in self.features.items()},
@@ -360,6 +372,11 @@ class TrainingRecipe:
         labels, the model and its target modules, the metric to select by."""
         self.setup_data()
         self.setup_model()
+        return self.run_prepared()
+
+    def run_prepared(self) -> dict[str, Any]:
+        """Train (or only evaluate) a recipe whose data and model are set up, writing the run
+        folder; returns its metrics."""
         with self.run.writing() if self.main else nullcontext():
             if self.main:
                 self.run.start(self.config)

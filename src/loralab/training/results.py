@@ -10,14 +10,17 @@ import torch
 from loralab.config import Config
 from loralab.models.build import BuiltModel
 from loralab.training.run_folder import adapted_layer_count, library_versions, peak_memory_mb
-from loralab.training.selection import saved_parameter
+from loralab.training.selection import active_adapter, of_inactive_adapter, saved_parameters
 from loralab.training.state import TrainState
 
 
 def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
-    """(trainable = saved with the adapter, total without PEFT's head copies)."""
-    trainable = sum(p.numel() for n, p in model.named_parameters() if saved_parameter(n, p))
-    total = sum(p.numel() for n, p in model.named_parameters() if "modules_to_save" not in n)
+    """(trainable = saved with the adapter, total without PEFT's head copies); in a model with
+    several adapters, the active one's (the others are not part of this run)."""
+    active = active_adapter(model)
+    trainable = sum(p.numel() for _, p in saved_parameters(model))
+    total = sum(p.numel() for n, p in model.named_parameters()
+                if "modules_to_save" not in n and not of_inactive_adapter(n, active))
     return trainable, total
 
 

@@ -92,10 +92,10 @@ class RunFolder:
         return state
 
     def save_adapter(self, model, built, config: Config, labels: list[str] | None,
-                     inputs: list[str] | None = None) -> Path:
+                     inputs: list[str] | None = None, adapter_name: str | None = None) -> Path:
         name = adapter_folder_name(config, built.model_type)
         return save_adapter(model, built.tokenizer, config, labels, built.model_type,
-                            self.path / name, inputs)
+                            self.path / name, inputs, adapter_name)
 
     def write_metrics(self, metrics: dict[str, Any]) -> dict[str, Any]:
         """metrics.json, last and atomically: its presence means the run finished."""

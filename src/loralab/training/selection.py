@@ -6,6 +6,8 @@ back at the end, so the saved adapter is the best one without writing a checkpoi
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -51,7 +53,7 @@ class BestTracker:
             self.best, self.best_step, self.best_epoch = metrics, step, epoch
             self._bad_evals = 0
             self._state = {n: p.detach().to("cpu", copy=True)
-                           for n, p in self.model.named_parameters() if saved_parameter(n, p)}
+                           for n, p in saved_parameters(self.model)}
             return False
         self._bad_evals += 1
         return self.patience is not None and self._bad_evals >= self.patience
@@ -83,3 +85,35 @@ def saved_parameter(name: str, param: torch.nn.Parameter) -> bool:
     """Trained now or later: LoRA, the head (PEFT's modules_to_save, or the baseline's own
     head, which is the only part that requires grad), unfrozen top layers."""
     return param.requires_grad or trainable_name(name)
+
+
+# `...q_proj.lora_A.<adapter>.weight`, `...classifier.modules_to_save.<adapter>.weight`
+ADAPTER_PART = re.compile(r"\.(?:lora_[A-Za-z_]+|modules_to_save)\.([^.]+)")
+
+
+def adapter_of(name: str) -> str | None:
+    """The PEFT adapter a parameter belongs to (None for the base model's own)."""
+    found = ADAPTER_PART.search(name)
+    return found.group(1) if found else None
+
+
+def active_adapter(model: torch.nn.Module) -> str | None:
+    """The active adapter of a PEFT model holding several (None for one adapter or none)."""
+    configs = getattr(model, "peft_config", None)
+    if not isinstance(configs, dict) or len(configs) < 2:
+        return None
+    return model.active_adapter
+
+
+def of_inactive_adapter(name: str, active: str | None) -> bool:
+    adapter = adapter_of(name)
+    return active is not None and adapter is not None and adapter != active
+
+
+def saved_parameters(model: torch.nn.Module) -> Iterator[tuple[str, torch.nn.Parameter]]:
+    """The parameters a run trains and saves; in a model with several adapters only the
+    active adapter's (the others are trained, or were, by their own runs)."""
+    active = active_adapter(model)
+    for name, param in model.named_parameters():
+        if saved_parameter(name, param) and not of_inactive_adapter(name, active):
+            yield name, param

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from loralab.training.selection import BestTracker, saved_parameter
+from loralab.training.selection import BestTracker, saved_parameters
 
 
 @dataclass
@@ -77,8 +77,7 @@ class TrainState:
             counters["epoch_elapsed"] = 0.0
         return {
             "step": self.step, "epoch": self.epoch, "micro": self.micro,
-            "weights": {n: p.detach().cpu() for n, p in self.model.named_parameters()
-                        if saved_parameter(n, p)},
+            "weights": {n: p.detach().cpu() for n, p in saved_parameters(self.model)},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,

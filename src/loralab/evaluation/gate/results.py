@@ -7,6 +7,9 @@ the scope says where the number comes from. The scopes of each file shape:
   metrics), `final.<m>`, `test.<m>`, `base.validation.<m>` (its `trivial_baseline`: the
   majority-class / mean / all-O predictor an encoder must beat) and `run.<key>` for its other
   numbers (`run.train_seconds`, `run.peak_memory_mb`, ...);
+- the `metrics.json` of a run of several adapters (`adapters:`): each adapter's run names
+  prefixed by the adapter, `code.validation.pass@1`, `code.run.train_seconds` (its base
+  numbers as `base.code.validation.<m>`), and `run.<key>` for the whole run's numbers;
 - eval `lora_results.json`, `results.json`, `eval_metrics.json`: `<split>.<m>`
   (`validation.pass@1`); a `baseline_results.json` beside `lora_results.json` (the base
   model, adapter off) adds `base.<split>.<m>`;
@@ -42,6 +45,7 @@ EVAL_RESULTS = ("results.json", "eval_metrics.json")
 GRID_BEST = "best.json"
 FOLDER_FILES = (RUN_METRICS, LORA_RESULTS, *EVAL_RESULTS, GRID_BEST)
 BASELINE_KIND = "loralab.baseline"
+MULTI_RUN_KIND = "loralab.multi_adapter_run"   # training.multi
 # keys of an eval results file that describe the run, not its numbers
 EVAL_SOURCE_KEYS = ("adapter", "base_model", "split", "model", "decoding")
 
@@ -103,6 +107,8 @@ def load_results(path: str | Path, *, role: str = "results") -> Results:
     files = [file]
     if shape == "run":
         metrics = run_metrics(raw)
+    elif shape == "multi_run":
+        metrics = multi_run_metrics(raw)
     elif shape == "eval":
         metrics = eval_metrics(raw)
         beside = file.with_name(BASE_RESULTS)
@@ -125,6 +131,8 @@ def load_results(path: str | Path, *, role: str = "results") -> Results:
 def file_shape(file: Path, raw: dict[str, Any]) -> str:
     if raw.get("kind") == BASELINE_KIND:
         return "baseline"
+    if raw.get("kind") == MULTI_RUN_KIND and isinstance(raw.get("adapters"), dict):
+        return "multi_run"
     if "metric_for_best" in raw and ("best" in raw or "final" in raw):
         return "run"
     if isinstance(raw.get("groups"), list) and "group_by" in raw:
@@ -171,6 +179,19 @@ def run_metrics(raw: dict[str, Any]) -> dict[str, float]:
                **scoped("base.validation", raw.get("trivial_baseline"))}
     run = {k: v for k, v in raw.items() if k not in ("best", "final", "test", "trivial_baseline")}
     return {**metrics, **scoped("run", run)}
+
+
+def multi_run_metrics(raw: dict[str, Any]) -> dict[str, float]:
+    """Each adapter's run metrics under its name (`base.` names stay in front)."""
+    out: dict[str, float] = {}
+    for name, run in raw["adapters"].items():
+        if not isinstance(run, dict):
+            continue
+        for key, value in run_metrics(run).items():
+            scoped_key = f"base.{name}.{key[5:]}" if key.startswith("base.") else f"{name}.{key}"
+            out[scoped_key] = value
+    top = {k: v for k, v in raw.items() if k != "adapters"}
+    return {**out, **scoped("run", top)}
 
 
 def eval_metrics(raw: dict[str, Any]) -> dict[str, float]:

@@ -40,6 +40,7 @@ from typing import Any
 
 import yaml
 
+from loralab.config_yaml import read_section, split_section
 from loralab.errors import ConfigError
 from loralab.metrics.registry import higher_is_better, split_scoped_name
 
@@ -201,6 +202,11 @@ def rules_from_data(data: Any, where: str) -> list[Rule]:
 
 
 def load_rules_file(path: str | Path) -> list[Rule]:
+    """Rules of a YAML file, or of a section of one: `params.yaml:gate.rules` (DVC's
+    `file:key` form) is the list (or `rules:` mapping) under that key."""
+    file, key = split_section(path)
+    if key is not None and file.is_file():
+        return rules_from_data(read_section(path)[0], str(path))
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
