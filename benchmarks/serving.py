@@ -195,6 +195,10 @@ def engine_benchmark(args: argparse.Namespace) -> None:
     variants: dict[str, Callable[[], None]] = {"base": lambda: plain(**batch)}
     for count in COUNTS:
         variants[f"loralab, {count} adapters"] = ours_call(count)
+    # PEFT's ordinary forward with one active adapter (no mixing): what one unmerged LoRA
+    # costs in plain PEFT, the floor for any per-row path
+    peft.set_adapter("a0")
+    variants["PEFT one adapter (active)"] = lambda: peft(**batch)
     for count in COUNTS:
         variants[f"PEFT adapter_names, {count}"] = peft_call(count)
     check_equal(engine, peft, slots, batch, args.rows)

@@ -159,7 +159,7 @@ def write_lm_tokenizer(folder: Path):
     return tokenizer
 
 
-def build_tiny_llama(folder: Path, seed: int = 0) -> Path:
+def build_tiny_llama(folder: Path, seed: int = 0, tie_word_embeddings: bool = False) -> Path:
     import torch
     import transformers
 
@@ -170,7 +170,7 @@ def build_tiny_llama(folder: Path, seed: int = 0) -> Path:
         vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False,
+        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=tie_word_embeddings,
         initializer_range=0.5)  # a frozen random head needs room to make peaked logits
     transformers.LlamaForCausalLM(config).save_pretrained(folder)
     return folder

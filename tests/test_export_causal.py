@@ -11,22 +11,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from loralab.cli import main
 
-from conftest import intent_rows, write_jsonl, write_lm_tokenizer
+from conftest import build_tiny_llama, intent_rows, write_jsonl
 
 
 def build_tied_llama(folder):
-    import transformers
-
-    torch.manual_seed(0)
-    folder.mkdir(parents=True, exist_ok=True)
-    tokenizer = write_lm_tokenizer(folder)
-    config = transformers.LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True, initializer_range=0.5)
-    transformers.LlamaForCausalLM(config).save_pretrained(folder)
-    return folder
+    return build_tiny_llama(folder, tie_word_embeddings=True)
 
 
 @pytest.fixture(scope="module")

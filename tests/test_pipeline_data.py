@@ -139,6 +139,7 @@ def test_extra_train_rows_are_read_as_they_are(tiny_llama, tmp_path):
                                        for r in splits[s])
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
     feature = encode_sft(extra[:1], tokenizer, task.format, 96, "left").features[0]
-    assert tokenizer.decode(feature["input_ids"]) == "<s>add 2 to xdef add(x): ...</s>"
+    prompt = tokenizer.decode(tokenizer("add 2 to x")["input_ids"])  # its own, not the template
+    assert tokenizer.decode(feature["input_ids"]) == prompt + "def add(x): ...</s>"
     chat = encode_sft(extra[1:], tokenizer, task.format, 96, "left").features[0]
     assert tokenizer.decode(chat["input_ids"]) == "<|user|>add 5<|end|><|assistant|>x + 5</s>"

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from loralab.errors import UserError
 from loralab.serving.discovery import one_line
 from loralab.serving.encoder import EncoderEngine, EncoderRow
-from loralab.serving.http_errors import ServeError, unless_disconnected
+from loralab.serving.http_errors import ServeError, check_text, unless_disconnected
 from loralab.serving.openai_api import EmbeddingRequest, new_id
 from loralab.serving.registry import Lease
 from loralab.serving.state import ServerState
@@ -51,11 +51,7 @@ def check_size(state: ServerState, texts: list[str], rows: int) -> None:
         raise ServeError(413, f"{rows} inputs is more than the limit of {limits.max_rows} "
                               "per request (--max-rows)", "inputs")
     for i, text in enumerate(texts):
-        if not text.strip():
-            raise ServeError(413, f"input {i} is empty", "inputs")
-        if len(text) > limits.max_input_chars:
-            raise ServeError(413, f"input {i} has {len(text)} characters, more than the limit "
-                                  f"of {limits.max_input_chars} (--max-input-chars)", "inputs")
+        check_text(text, f"input {i}", limits.max_input_chars, "inputs")
 
 
 def classify_records(lease: Lease, inputs: list[str | PairInput]) -> list[dict[str, Any]]:

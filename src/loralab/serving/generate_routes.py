@@ -22,7 +22,7 @@ from fastapi.responses import StreamingResponse
 
 from loralab.serving import openai_api as oa
 from loralab.serving.causal_engine import CausalEngine, eos_ids
-from loralab.serving.http_errors import ServeError, unless_disconnected
+from loralab.serving.http_errors import ServeError, check_text, unless_disconnected
 from loralab.serving.registry import Lease
 from loralab.serving.sampling import GenerationRow, Sampling, tokenizer_lock
 from loralab.serving.state import ServerState
@@ -71,11 +71,7 @@ def build_rows(state: ServerState, lease: Lease, prompts: list[str], body: oa.Sa
     rows, prompt_tokens = [], 0
     eos = eos_ids(tokenizer, engine.model) | engine.eos_ids
     for p, prompt in enumerate(prompts):
-        if not prompt.strip():
-            raise ServeError(413, f"prompt {p} is empty", "prompt")
-        if len(prompt) > limits.max_input_chars:
-            raise ServeError(413, f"prompt {p} has {len(prompt)} characters, more than the "
-                                  f"limit of {limits.max_input_chars}", "prompt")
+        check_text(prompt, f"prompt {p}", limits.max_input_chars, "prompt")
         with tokenizer_lock(tokenizer):
             ids = tokenizer(prompt, add_special_tokens=not chat)["input_ids"]
         max_tokens = asked or default_max_tokens(chat, len(ids), engine.max_context,

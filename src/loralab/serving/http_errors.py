@@ -29,6 +29,15 @@ class ServeError(Exception):
         self.status, self.message, self.param, self.headers = status, message, param, headers
 
 
+def check_text(text: str, what: str, max_chars: int, param: str) -> None:
+    """413 for an empty input text or one longer than --max-input-chars (every route)."""
+    if not text.strip():
+        raise ServeError(413, f"{what} is empty", param)
+    if len(text) > max_chars:
+        raise ServeError(413, f"{what} has {len(text)} characters, more than the limit of "
+                              f"{max_chars} (--max-input-chars)", param)
+
+
 class ClientGone(Exception):
     """The client disconnected before its answer was ready."""
 
