@@ -90,7 +90,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", default="smoke", help="a profile of params.yaml")
     parser.add_argument("--workdir", default="bench_out/pipeline")
-    parser.add_argument("--model", help="another base model (e.g. Qwen/Qwen2.5-Coder-0.5B-Instruct)")
+    parser.add_argument("--model", help="another base (e.g. Qwen/Qwen2.5-Coder-0.5B-Instruct)")
     args = parser.parse_args()
     if not MBPP.is_file():
         raise SystemExit(f"needs {MBPP} (../shared/data beside the checkout)")
