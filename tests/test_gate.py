@@ -206,6 +206,22 @@ def test_pass_writes_gate_json_with_inputs_and_exit_0(tmp_path, capsys):
     assert record["rules"][1]["margin"] == 0.01 and record["rules"][1]["direction"] == "higher"
 
 
+def test_rules_from_a_section_of_a_params_file(tmp_path, capsys):
+    results = write_json(tmp_path / "bench.json", bench(0.34))
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"profiles": {"smoke": {"gate": [
+        "code.pass@1 >= 0.3", "code.pass@1 >= baseline - 0.02"]}}, "other": 1}))
+    code, out, err = gate(capsys, results, "--baseline", tmp_path / "none.json",
+                          "--rules", f"{params}:profiles.smoke.gate")
+    assert (code, err) == (0, "") and "gate: pass" in out
+    record = json.loads((tmp_path / "gate.json").read_text())
+    assert record["inputs"]["rules"] == [{
+        "path": str(params), "key": "profiles.smoke.gate",
+        "sha256": hashlib.sha256(params.read_bytes()).hexdigest()}]
+    assert [r["rule"] for r in record["rules"]] == ["code.pass@1 >= 0.3",
+                                                    "code.pass@1 >= baseline - 0.02"]
+
+
 def test_a_failed_rule_exits_1_and_says_which(tmp_path, capsys):
     results = write_json(tmp_path / "bench.json", bench(0.30, perplexity=9.5))
     baseline = write_json(tmp_path / "prev.json", bench(0.34, perplexity=8.5))

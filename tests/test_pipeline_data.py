@@ -34,10 +34,10 @@ def params_file(tmp_path, model_dir, mbpp) -> Path:
     return write_yaml(tmp_path / "params.yaml", raw)
 
 
-def test_the_shipped_params_resolve_in_both_profiles():
+def test_the_shipped_params_resolve_in_every_profile():
     raw = yaml.safe_load(EXAMPLE.read_text())
-    assert raw["profile"] == "full" and set(raw["profiles"]) == {"full", "smoke"}
-    for profile in ("full", "smoke"):
+    assert raw["profile"] == "smoke" and set(raw["profiles"]) == {"full", "cpu", "smoke"}
+    for profile in ("full", "cpu", "smoke"):
         config = load_config(f"{EXAMPLE}:train", set_from=[
             f"{EXAMPLE}:profiles.{profile}.data", f"{EXAMPLE}:profiles.{profile}.train"])
         named = dict(config.adapter_configs())

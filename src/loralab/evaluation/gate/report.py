@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from loralab import __version__
+from loralab.config_yaml import split_section
 from loralab.evaluation.gate.check import FAIL, PASS, SKIPPED, Outcome, passed
 from loralab.evaluation.gate.results import Results, sha256_file
 from loralab.evaluation.gate.rules import BASE
@@ -62,6 +63,18 @@ def gate_summary(outcomes: list[Outcome]) -> dict[str, Any]:
                       for o in outcomes]}
 
 
+def rules_input(spec: Path) -> dict[str, Any]:
+    """A rules file (or FILE:KEY section of one) as gate.json records it: the file's path and
+    sha256, and the key when the rules are a section."""
+    file, key = split_section(spec)
+    if key is None or not file.is_file():
+        file, key = Path(spec), None
+    record: dict[str, Any] = {"path": str(file.resolve()), "sha256": sha256_file(file)}
+    if key is not None:
+        record["key"] = key
+    return record
+
+
 def gate_record(outcomes: list[Outcome], results: Results, baseline_path: Path,
                 baseline: Results | None, rule_files: list[Path], promoted: bool
                 ) -> dict[str, Any]:
@@ -74,7 +87,7 @@ def gate_record(outcomes: list[Outcome], results: Results, baseline_path: Path,
         "inputs": {
             "results": results.inputs(),
             "baseline": baseline.inputs() if baseline else [],
-            "rules": [{"path": str(p.resolve()), "sha256": sha256_file(p)} for p in rule_files],
+            "rules": [rules_input(p) for p in rule_files],
         },
         "baseline": {"path": str(baseline_path.resolve()), "stored": baseline is not None,
                      "promoted": promoted},
