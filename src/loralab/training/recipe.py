@@ -260,15 +260,17 @@ class TrainingRecipe:
 
     def _warn_if_stuck_at_the_prior(self, losses: list[float]) -> None:
         """After the first epoch, a training loss still at the loss of predicting the label
-        prior means the model answers the majority class whatever the input."""
+        prior means the model has learned no more than the class frequencies (a run that
+        stays there answers the majority class whatever the input)."""
         prior = self.task.prior_loss(self.features["train"])
         tail = losses[len(losses) // 2:]  # the second half: past the warm-up
         if prior is None or not tail or sum(tail) / len(tail) < 0.97 * prior:
             return
         lr = self.cfg.learning_rate
         message = (f"warning: after epoch 1 the training loss ({sum(tail) / len(tail):.4f}) "
-                   f"is still the label prior's ({prior:.4f}): the model predicts the majority "
-                   f"class whatever the input; try a lower training.learning_rate (e.g. "
+                   f"is still the label prior's ({prior:.4f}): the model has learned no more "
+                   f"than the class frequencies yet; if it stays there it answers the majority "
+                   f"class whatever the input: try a lower training.learning_rate (e.g. "
                    f"{lr / 2:g}) or more training.warmup (e.g. 0.1)")
         self.built.notes.append(message)
         if self.main:
