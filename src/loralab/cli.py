@@ -181,7 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="loralab", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_train, _add_eval, _add_predict, _add_demo, add_experiment_commands,
+                add_release_commands, add_serving_commands, add_export_commands,
+                _add_data, _add_config):
+        add(sub)
+    return parser
 
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    """`loralab train`"""
     p = sub.add_parser("train", help="train a LoRA adapter (or several: adapters:) from a "
                                      "YAML config")
     _add_common(p, config_positional=True)
@@ -195,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_train)
 
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    """`loralab eval`"""
     p = sub.add_parser("eval", help="evaluate an adapter folder (or a base LM) on a data split")
     p.add_argument("adapter", nargs="?", help="adapter folder (lora_* inside a run folder), "
                                               "or a multi-adapter folder / run")
@@ -219,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_eval)
 
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    """`loralab predict`"""
     p = sub.add_parser("predict", help="predict with an adapter; one JSON line per input")
     p.add_argument("adapter", help="adapter folder, a merged / ONNX export folder, or a "
                                    "multi-adapter folder / run with --adapter")
@@ -232,17 +246,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=32)
     p.set_defaults(func=cmd_predict)
 
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    """`loralab demo`"""
     p = sub.add_parser("demo", help="train and evaluate the built-in default, offline")
     _add_common(p, config_positional=False)
     p.add_argument("--output", "-o", default="runs/demo", help="run folder")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_demo)
 
-    add_experiment_commands(sub)
-    add_release_commands(sub)
-    add_serving_commands(sub)
-    add_export_commands(sub)
 
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    """`loralab data synth` and `loralab data export`"""
     p = sub.add_parser("data", help="data utilities")
     data_sub = p.add_subparsers(dest="data_command", required=True)
     synth = data_sub.add_parser("synth", help="write a synthetic dataset")
@@ -258,13 +273,15 @@ def build_parser() -> argparse.ArgumentParser:
     synth.set_defaults(func=cmd_data_synth)
     add_data_commands(data_sub)
 
+
+def _add_config(sub: argparse._SubParsersAction) -> None:
+    """`loralab config show`"""
     p = sub.add_parser("config", help="config utilities")
     config_sub = p.add_subparsers(dest="config_command", required=True)
     show = config_sub.add_parser("show", help="print the resolved config")
     _add_common(show, config_positional=True)
     add_set_from(show)
     show.set_defaults(func=cmd_config_show)
-    return parser
 
 
 def _version() -> str:
