@@ -66,6 +66,20 @@ def file_output(tmp: Path, values: dict[str, str]) -> None:
     Path(values["out"]).write_text("not a folder\n")
 
 
+def finished_export(tmp: Path, values: dict[str, str]) -> None:
+    """{out} already holds a finished `loralab export`."""
+    from loralab.cli import main
+
+    assert main(["export", values["adapter"], "--format", "peft", "--output",
+                 values["out"]]) == 0
+
+
+MULTI = ("model: {name: '{llama}', task: causal_lm, max_length: 64}\n"
+         "data: {train: '{lm}', validation: '{lm}', prompt_template: '{message}', "
+         "response_template: '{answer}'}\n"
+         "training: {epochs: 1, batch_size: 16}\n")
+
+
 CASES: list[Case] = [
     # ------------------------------------------------------------------ config
     Case("config/unknown-key", train("lora.alpah=8"),
@@ -271,4 +285,45 @@ CASES: list[Case] = [
     Case("fs/finished-run", ["train", "{cfg}", "--output", "{finished}", "--no-progress"],
          r"already holds a finished run", watch="{finished}"),
     Case("fs/locked-run", train(), r"is being written by process \d+", setup=occupied),
+    # ------------------------------------------------------------------ later commands
+    Case("multi/lora-and-adapters", ["train", "{multi.yaml}", "--output", "{out}"],
+         r"give either lora: .* or adapters:", files={"multi.yaml": MULTI + "lora: {r: 4}\n"
+                                                      "adapters: [{name: code, lora: {r: 4}}]\n"}),
+    Case("multi/duplicate-names", ["train", "{multi.yaml}", "--output", "{out}"],
+         r"adapters: the name 'code' is used by 2 entries",
+         files={"multi.yaml": MULTI + "adapters: [{name: code}, {name: code}]\n"}),
+    Case("multi/reserved-name", ["train", "{multi.yaml}", "--output", "{out}"],
+         r"adapters\.0\.name: .*reserved",
+         files={"multi.yaml": MULTI + "adapters: [{name: default}]\n"}),
+    Case("multi/encoder-task", ["train", "{enc.yaml}", "--output", "{out}"],
+         files={"enc.yaml": "model: {name: '{model}'}\ndata: {train: '{train}', validation: "
+                            "'{dev}'}\nadapters: [{name: code}]\n"},
+         expect=r"adapters: several adapters on one base are for model\.task causal_lm"),
+    Case("multi/predict-adapter-on-single",
+         ["predict", "{adapter}", "--adapter", "code", "--text", "a"],
+         r"is not a multi-adapter folder"),
+    Case("data-export/unknown-key",
+         ["data", "export", "{cfg}", "--set", "lora.alpah=8", "--out", "{out}"],
+         r"lora\.alpah: unknown key"),
+    Case("data-export/missing-section", ["data", "export", "{cfg}:nope", "--out", "{out}"],
+         r"nope"),
+    Case("gate/missing-metric", ["gate", "{results.json}", "--baseline", "{tmp}/base.json",
+                                 "--rule", "code.pass@1 >= 0.3", "--output", "{out}"],
+         r"code\.pass@1.*validation\.f1_binary", files={"results.json":
+                                                      '{"validation.f1_binary": 0.8}\n'}),
+    Case("gate/bad-rule", ["gate", "{results.json}", "--baseline", "{tmp}/base.json",
+                           "--rule", "validation.f1_binary >> 0.3", "--output", "{out}"],
+         r"rule 'validation\.f1_binary >> 0\.3'",
+         files={"results.json": '{"validation.f1_binary": 0.8}\n'}),
+    Case("publish/not-an-adapter", ["publish", "{tmp}", "--to", "{out}"], r"adapter"),
+    Case("export/unknown-format", ["export", "{adapter}", "--format", "tflite", "--output",
+                                   "{out}"], r"--format: unknown value 'tflite'"),
+    Case("export/not-an-adapter", ["export", "{tmp}", "--format", "merged", "--output", "{out}"],
+         r"adapter"),
+    Case("export/finished-export", ["export", "{adapter}", "--format", "peft", "--output",
+                                    "{out}"], r"--overwrite", setup=finished_export),
+    Case("verify/not-an-export", ["verify", "{tmp}"], r"export"),
+    Case("serve/missing-models-dir", ["serve", "{tmp}/missing"], r"MODELS_DIR .*missing"),
+    Case("feedback/missing-db", ["feedback", "export", "{tmp}/none.sqlite", "--out",
+                                 "{out}/pairs.jsonl"], r"none\.sqlite"),
 ]
