@@ -9,9 +9,10 @@ Run (offline, from the repository root; the grid takes about 1 h on 2 CPU cores)
 Reads every finished run of the grid's current plan (run.json: dataset, seed, the recipe's
 parameters; metrics.json: the best checkpoint's validation metrics and the trivial baseline)
 and prints, per dataset and recipe, each seed's score and the mean. A run has *collapsed*
-when it learned nothing beyond the label prior: MCC below 0.1 for classification (the majority class has
-MCC 0; its F1 on MRPC is already 0.81, which is why F1 cannot tell), Pearson below 0.1 for
-regression, or accuracy within 0.01 of the majority-class accuracy for many-class intents.
+when it learned nothing beyond the label prior: MCC below 0.1 for classification (the
+majority class has MCC 0; its F1 on MRPC is already 0.81, which is why F1 cannot tell),
+Pearson below 0.1 for regression, or accuracy within 0.01 of the majority-class accuracy for
+many-class intents.
 The recipe to ship is the one with no collapse and the best mean over datasets.
 """
 
