@@ -43,8 +43,7 @@ def model_card(manifest: dict[str, Any], metrics: dict[str, Any] | None,
         f"# {manifest['task']} export ({fmt}, {manifest.get('dtype', 'fp32')})", "",
         f"- base model: `{manifest['base_model']}`",
         f"- task: {manifest['task']}",
-        f"- labels: {', '.join(labels) if labels else 'none (one output value)'}"
-        if manifest["task"] != "causal_lm" else "- labels: none (a causal LM)",
+        f"- labels: {', '.join(labels) if labels else 'none'}",
         f"- source adapter: `{manifest['source']['path']}` "
         f"(sha256 `{manifest['source']['sha256'][:16]}…`)",
         f"- made by: `{manifest['command']}`", "",
