@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from loralab import __version__
-from loralab.config_yaml import split_section
 from loralab.evaluation.gate.check import FAIL, PASS, SKIPPED, Outcome, passed
 from loralab.evaluation.gate.results import Results, sha256_file
-from loralab.evaluation.gate.rules import BASE
+from loralab.evaluation.gate.rules import BASE, rules_source
 
 DASH = "–"
 HEADERS = ("rule", "value", "baseline", "needed", "margin", "result")
@@ -66,9 +65,7 @@ def gate_summary(outcomes: list[Outcome]) -> dict[str, Any]:
 def rules_input(spec: Path) -> dict[str, Any]:
     """A rules file (or FILE:KEY section of one) as gate.json records it: the file's path and
     sha256, and the key when the rules are a section."""
-    file, key = split_section(spec)
-    if key is None or not file.is_file():
-        file, key = Path(spec), None
+    file, key = rules_source(spec)
     record: dict[str, Any] = {"path": str(file.resolve()), "sha256": sha256_file(file)}
     if key is not None:
         record["key"] = key

@@ -201,11 +201,20 @@ def rules_from_data(data: Any, where: str) -> list[Rule]:
             for rule in rules_from_entry(item, f"{where}: rules[{i}]")]
 
 
+def rules_source(spec: str | Path) -> tuple[Path, str | None]:
+    """(file, key) of a rules argument: `params.yaml:gate` is a section of an existing file,
+    anything else (a key of None) a rules file of its own."""
+    file, key = split_section(spec)
+    if key is not None and file.is_file():
+        return file, key
+    return Path(spec), None
+
+
 def load_rules_file(path: str | Path) -> list[Rule]:
     """Rules of a YAML file, or of a section of one: `params.yaml:gate.rules` (DVC's
     `file:key` form) is the list (or `rules:` mapping) under that key."""
-    file, key = split_section(path)
-    if key is not None and file.is_file():
+    file, key = rules_source(path)
+    if key is not None:
         return rules_from_data(read_section(path)[0], str(path))
     path = Path(path)
     try:
