@@ -48,14 +48,14 @@ def test_cross_field_rules():
 
 def test_weighted_only_keys_are_accepted_and_noted_under_standard():
     """So one grid can vary lora.method over a base config that sets the weighted keys."""
-    from loralab.training.weighted import ignored_weighted_keys
+    from loralab.training.variants import lora_variant
 
     config = validate_config({"lora": {"lambda_reg": 0.1, "scale_factor": 2.0}})
-    assert ignored_weighted_keys(config.lora) == [
+    assert lora_variant(config.lora).notes() == [
         "lora.scale_factor=2.0 only acts with lora.method=weighted; ignored",
         "lora.lambda_reg=0.1 only acts with lora.method=weighted; ignored"]
     weighted = validate_config({"lora": {"method": "weighted", "lambda_reg": 0.1}})
-    assert ignored_weighted_keys(weighted.lora) == []
+    assert lora_variant(weighted.lora).notes() == []
 
 
 def test_overrides_parse_yaml_values_and_create_sections():

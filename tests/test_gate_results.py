@@ -69,7 +69,7 @@ def test_flat_benchmark_json(tmp_path):
 
 def test_scoped_names_split_at_the_last_dot_and_resolve_aliases_in_their_scope():
     from loralab.errors import ConfigError
-    from loralab.metrics.registry import resolve_scoped_metric, split_scoped_name
+    from loralab.metrics.metric_registry import resolve_scoped_metric, split_scoped_name
 
     assert split_scoped_name("base.code.pass@1") == ("base.code", "pass@1")
     assert split_scoped_name("Qwen2.5-0.5B/stsb.pearson") == ("Qwen2.5-0.5B/stsb", "pearson")

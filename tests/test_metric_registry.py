@@ -12,8 +12,8 @@ from loralab.config import TrainingConfig
 from loralab.errors import ConfigError
 from loralab.experiments.index import connect, index_path, query, upsert
 from loralab.experiments.records import FINISHED, RunRecord
-from loralab.experiments.report_model import build_groups
-from loralab.metrics.registry import (
+from loralab.experiments.report_ranking import build_groups
+from loralab.metrics.metric_registry import (
     find_metric,
     greater_is_better,
     metric_info,

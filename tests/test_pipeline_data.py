@@ -14,7 +14,7 @@ from pipeline_helpers import DOC_PROMPT, bilora_raw, write_mbpp, write_yaml
 
 from loralab.cli import main
 from loralab.config import load_config, validate_config
-from loralab.config_adapters import with_exported_data
+from loralab.config.exported_data import with_exported_data
 from loralab.data import load_splits
 from loralab.errors import ConfigError
 from loralab.evaluation.gate.rules import load_rules_file

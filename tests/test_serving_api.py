@@ -10,7 +10,7 @@ import httpx
 import pytest
 from serving_helpers import build_models_dir, running_server
 
-from loralab.prediction import predict_records
+from loralab.commands.predict import predict_records
 from loralab.tasks import load_adapter
 
 from conftest import build_tiny_encoder

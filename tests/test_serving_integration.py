@@ -55,8 +55,8 @@ def models(tmp_path_factory):
 
 
 def test_real_adapters_served_together(models):
+    from loralab.commands.predict import predict_records
     from loralab.models.generate import Decoding, generate_texts
-    from loralab.prediction import predict_records
     from loralab.tasks import load_adapter
 
     mrpc = next(models.glob("mrpc/lora_*"))

@@ -10,9 +10,16 @@ from peft import get_peft_model
 from loralab.config import LoraConfig, load_config
 from loralab.tasks import load_adapter
 from loralab.training.recipe import TrainingRecipe
-from loralab.training.weighted import WeightedLoRA
+from loralab.training.variants import WeightedLoRA
 
 SCALING = 2.0  # alpha / r below
+
+
+def attached(model, cfg):
+    """The weighted variant's hooks on `model`'s LoRA layers."""
+    hooks = WeightedLoRA(cfg)
+    hooks.attach(model)
+    return hooks
 
 
 def lora_linear(seed=0):
@@ -37,8 +44,8 @@ def test_gradient_entering_the_branch_is_scaled_per_token():
 
     weighted, wlayer = lora_linear()
     weighted.train()
-    hooks = WeightedLoRA(weighted, LoraConfig(method="weighted", scale_factor=0.5))
-    hooks.begin_step(None)
+    hooks = attached(weighted, LoraConfig(method="weighted", scale_factor=0.5))
+    hooks.begin_step({})
     weighted(x).sum().backward()
     # d(sum)/d(branch) is 1 everywhere, so d/d(lora_B output) is SCALING; the hook multiplies it
     # per token by 0.5 / (||b|| + eps) with b the scaled branch output of that token
@@ -57,8 +64,8 @@ def test_the_factor_also_scales_the_gradient_of_a():
     x = torch.randn(2, 4, 6)
     weighted, layer = lora_linear()
     weighted.train()
-    hooks = WeightedLoRA(weighted, LoraConfig(method="weighted", scale_factor=0.5))
-    hooks.begin_step(None)
+    hooks = attached(weighted, LoraConfig(method="weighted", scale_factor=0.5))
+    hooks.begin_step({})
     weighted(x).sum().backward()
     with torch.no_grad():
         b = branch_output(layer, x)
@@ -76,9 +83,9 @@ def test_the_regulariser_gradient_does_not_pass_through_the_factor():
     x = torch.randn(3, 4, 6)
     model, layer = lora_linear()
     model.train()
-    hooks = WeightedLoRA(model, LoraConfig(method="weighted", lambda_reg=0.3,
+    hooks = attached(model, LoraConfig(method="weighted", lambda_reg=0.3,
                                            scale_factor=0.5))
-    hooks.begin_step(None)
+    hooks.begin_step({})
     model(x)
     hooks.regulariser(torch.tensor([True, True, True])).backward()
     plain, plain_layer = lora_linear()
@@ -93,9 +100,9 @@ def test_the_hook_reads_the_scaling_when_it_runs():
     x = torch.randn(2, 4, 6)
     model, layer = lora_linear()
     model.train()
-    hooks = WeightedLoRA(model, LoraConfig(method="weighted", lambda_reg=1.0))
+    hooks = attached(model, LoraConfig(method="weighted", lambda_reg=1.0))
     layer.scaling["default"] = 5.0  # after the hooks were registered
-    hooks.begin_step(None)
+    hooks.begin_step({})
     model(x)
     value = hooks.regulariser(torch.tensor([True, True]))
     with torch.no_grad():
@@ -107,13 +114,13 @@ def test_the_hook_reads_the_scaling_when_it_runs():
 def test_regulariser_is_zero_without_correct_predictions_and_grows_with_the_branch():
     model, layer = lora_linear()
     model.train()
-    hooks = WeightedLoRA(model, LoraConfig(method="weighted", lambda_reg=0.3))
+    hooks = attached(model, LoraConfig(method="weighted", lambda_reg=0.3))
     x = torch.randn(3, 4, 6)
     mask = torch.ones(3, 4, dtype=torch.long)
     mask[2, 2:] = 0
 
     def reg(correct):
-        hooks.begin_step(mask)
+        hooks.begin_step({"attention_mask": mask})
         model(x)
         return hooks.regulariser(torch.tensor(correct))
 
@@ -133,14 +140,14 @@ def test_regulariser_is_zero_without_correct_predictions_and_grows_with_the_bran
 
 def test_output_dropout_acts_in_training_only():
     model, _ = lora_linear()
-    hooks = WeightedLoRA(model, LoraConfig(method="weighted", output_dropout=0.5))
+    hooks = attached(model, LoraConfig(method="weighted", output_dropout=0.5))
     x = torch.randn(4, 8, 6)
     model.train()
-    hooks.begin_step(None)
+    hooks.begin_step({})
     assert not torch.allclose(model(x), model(x))
     model.eval()
     torch.testing.assert_close(model(x), model(x))
-    hooks.remove()
+    hooks.detach()
     model.train()
     torch.testing.assert_close(model(x), model(x))
 

@@ -25,7 +25,7 @@ from loralab.atomic import atomic_write_json, atomic_write_text
 from loralab.config import Config
 from loralab.evaluation.evaluate import evaluate
 from loralab.evaluation.generation_eval import generation_metrics
-from loralab.metrics.registry import higher_is_better
+from loralab.metrics.metric_registry import higher_is_better
 from loralab.tasks import Task
 
 

@@ -35,10 +35,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from loralab.config_judge import JUDGE_FIELDS as FIELDS
-from loralab.config_judge import JUDGE_SYSTEM as DEFAULT_SYSTEM  # noqa: F401 - re-exported
-from loralab.config_judge import JUDGE_TEMPLATE as DEFAULT_TEMPLATE  # noqa: F401
-from loralab.config_judge import JudgeConfig
+from loralab.config.judge import JUDGE_FIELDS as FIELDS
+from loralab.config.judge import JUDGE_SYSTEM as DEFAULT_SYSTEM  # noqa: F401 - re-exported
+from loralab.config.judge import JUDGE_TEMPLATE as DEFAULT_TEMPLATE  # noqa: F401
+from loralab.config.judge import JudgeConfig
 from loralab.errors import ConfigError, UserError
 
 LOW, HIGH = 1.0, 10.0

@@ -18,7 +18,7 @@ from loralab.atomic import atomic_path
 from loralab.errors import ConfigError, UserError
 from loralab.experiments.records import RunRecord
 from loralab.experiments.status import record_from_folder
-from loralab.metrics.registry import ALIASES, greater_is_better
+from loralab.metrics.metric_registry import ALIASES, greater_is_better
 
 INDEX_FILE = "index.sqlite"
 RUNS_DIR = "runs"

@@ -20,7 +20,6 @@ from loralab.experiments import report_html
 from loralab.experiments.records import FINISHED, RunRecord
 from loralab.experiments.report_model import (
     Group,
-    build_groups,
     check_group_by,
     check_metric,
     error_line,
@@ -28,6 +27,7 @@ from loralab.experiments.report_model import (
     main_metric,
     status_counts,
 )
+from loralab.experiments.report_ranking import build_groups
 from loralab.experiments.report_text import (
     GAIN_NOTE,
     STD_NOTE,

@@ -10,7 +10,7 @@ from typing import Any
 from loralab.errors import UserError
 from loralab.experiments.index import INDEX_FILE, query, reindex, row_to_record
 from loralab.experiments.status import STATUS_FILE, log_tail, record_from_folder
-from loralab.metrics.registry import find_metric
+from loralab.metrics.metric_registry import find_metric
 
 
 def format_table(rows: list[list[str]], header: list[str]) -> str:

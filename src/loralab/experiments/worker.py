@@ -20,7 +20,7 @@ from loralab.errors import UserError
 from loralab.experiments.index import RUNS_DIR, record_run
 from loralab.experiments.records import FAILED, FINISHED, KILLED, RUNNING
 from loralab.experiments.status import CONFIG_FILE, METRICS_FILE, mark
-from loralab.quiet import quiet_libraries
+from loralab.models.library_logging import quiet_libraries
 from loralab.training.run_lock import RunFolderBusy, hold_run_lock
 
 EXIT_BUSY = 75

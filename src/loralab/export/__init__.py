@@ -3,6 +3,7 @@ published versions for a serving models folder or the hub.
 
     preflight.py       every argument and folder check of export / verify, before anything is
                        written
+    extras.py          the ONNX libraries' check (the optional `loralab[export]` extra)
     source.py          the source adapter: its reference load (CPU, fp32) and weights' sha256
     probe.py           the inputs both models see: validation data, --inputs, or generated text
     outputs.py         one model's outputs on them: logits, decisions, greedy continuations, time
@@ -15,6 +16,5 @@ published versions for a serving models folder or the hub.
     peft_export.py     the `peft` format: a clean self-contained adapter folder
     export_command.py  `loralab export`
     verify_command.py  `loralab verify`
-    cli_args.py        the argparse wiring of export and verify
     publish.py         `loralab publish`: adapter versions into a models folder or the hub
 """

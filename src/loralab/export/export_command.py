@@ -97,7 +97,7 @@ def export_model(request: ExportRequest, loaded: LoadedAdapter, manifest: dict[s
             report = checked(reference, candidate, loaded, batches, request, problems)
             record_fidelity(manifest, report, probe, reference, candidate, request.force)
             atomic_write_text(tmp / "README.md",
-                              model_card(manifest, metrics, task.auto_model_class))
+                              model_card(manifest, metrics, task))
             if not report.passed and not request.force:
                 raise FidelityFailure(report)
             write_manifest(tmp, manifest)

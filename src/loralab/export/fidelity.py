@@ -1,6 +1,6 @@
 """Does an export answer like its source? Figures and tolerances.
 
-Figures (names and directions from loralab.metrics.registry, producer "fidelity"):
+Figures (names and directions from loralab.metrics.metric_registry, producer "fidelity"):
     max_abs_diff / mean_abs_diff   |logit difference| over the compared positions (padding
                                    excluded for per-token outputs)
     the task's agreement figures   label / entity / next-token agreement %, regression's
@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from loralab.export.outputs import ModelOutputs
-from loralab.metrics.registry import display_name, greater_is_better
+from loralab.metrics.metric_registry import display_name, greater_is_better
 from loralab.tasks import Task
 
 

@@ -22,14 +22,14 @@ from loralab.errors import UserError
 from loralab.models.adapter_io import CONFIG_FILE, LABELS_FILE
 from loralab.tasks import LoadedAdapter, Task, get_task
 
-EXPORT_FILE = "export.json"
+MODEL_EXPORT_MANIFEST = "export.json"
 VERIFY_FILE = "verify.json"
 ONNX_FILE = "model.onnx"
 MODEL_FORMATS = ("merged", "onnx")
 
 
 def read_manifest(folder: Path) -> dict[str, Any] | None:
-    path = folder / EXPORT_FILE
+    path = folder / MODEL_EXPORT_MANIFEST
     if not path.is_file():
         return None
     try:
@@ -47,7 +47,7 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     for path in folder.iterdir():
         if path.is_file():
             path.chmod(0o666 & ~mask)
-    atomic_write_json(folder / EXPORT_FILE, manifest)
+    atomic_write_json(folder / MODEL_EXPORT_MANIFEST, manifest)
 
 
 def export_format(folder: Path) -> str | None:
@@ -119,7 +119,7 @@ def load_export(folder: str | Path) -> LoadedAdapter:
     folder = Path(folder)
     fmt = export_format(folder)
     if fmt == "onnx":
-        from loralab.export.preflight import require_onnx
+        from loralab.export.extras import require_onnx
 
         require_onnx("an ONNX export")
     config, task_name, labels = export_metadata(folder)

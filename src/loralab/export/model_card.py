@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from loralab.metrics.registry import display_name
+from loralab.metrics.metric_registry import display_name
+from loralab.tasks import Task
 
 HOW_TO_LOAD = {
     "peft": "```python\nfrom peft import PeftModel\nfrom transformers import {auto}\n\n"
@@ -31,13 +32,12 @@ def metric_lines(metrics: dict[str, Any] | None) -> list[str]:
     return lines if len(lines) > 2 else ["The run folder's metrics.json holds no scores."]
 
 
-def model_card(manifest: dict[str, Any], metrics: dict[str, Any] | None,
-               auto_class: str) -> str:
+def model_card(manifest: dict[str, Any], metrics: dict[str, Any] | None, task: Task) -> str:
+    """The README.md of an export; `task` says how its model loads (Auto class, head size)."""
     labels = manifest.get("labels")
     fmt = manifest["format"]
-    head = "" if fmt != "peft" else (
-        ", num_labels=1" if manifest["task"] == "regression" else
-        f", num_labels={len(labels)}" if labels else "")
+    size = task.head_kwargs(labels).get("num_labels") if fmt == "peft" else None
+    head = f", num_labels={size}" if size else ""
     fidelity = manifest.get("fidelity")
     lines = [
         f"# {manifest['task']} export ({fmt}, {manifest.get('dtype', 'fp32')})", "",
@@ -56,7 +56,7 @@ def model_card(manifest: dict[str, Any], metrics: dict[str, Any] | None,
                   f"{manifest['fidelity_inputs']}: {state}.", ""]
         lines += [f"- {display_name(k)}: {v:.6g}" for k, v in fidelity["figures"].items()]
         lines.append("")
-    lines += ["## Loading", "", HOW_TO_LOAD[fmt].format(auto=auto_class,
+    lines += ["## Loading", "", HOW_TO_LOAD[fmt].format(auto=task.auto_model_class,
                                                          base=manifest["base_model"],
                                                          head=head), ""]
     if manifest.get("notes"):

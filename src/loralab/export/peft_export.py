@@ -33,7 +33,7 @@ def export_peft(request: Any, loaded: LoadedAdapter, manifest: dict[str, Any],
         manifest["checks"] = {"weights_sha256_equal": True}
         manifest["fidelity"] = None  # the weights are the source's own bytes
         atomic_write_text(tmp / "README.md",
-                          model_card(manifest, metrics, loaded.task.auto_model_class))
+                          model_card(manifest, metrics, loaded.task))
         write_manifest(tmp, manifest)
     print(f"exported peft -> {request.output}: adapter weights copied unchanged "
           f"(sha256 {manifest['source']['sha256'][:12]}…)")

@@ -3,31 +3,17 @@ a bad request costs a one-line error (exit 2), never a half-made folder."""
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
 
 from loralab.errors import UserError
-from loralab.export.folders import EXPORT_FILE
+from loralab.export.extras import require_onnx
+from loralab.export.folders import MODEL_EXPORT_MANIFEST
 
 FORMATS = ("peft", "merged", "onnx")
 DTYPES = ("fp32", "fp16", "bf16")
 RUNTIMES = ("onnxruntime", "torch")
-ONNX_MODULES = ("onnx", "onnxscript", "onnxruntime")
 MIN_OPSET = 18  # the dynamo exporter writes opset 18 or newer
-
-
-def require_onnx(what: str) -> None:
-    """The ONNX libraries are an optional extra: name it when one is missing."""
-    missing = []
-    for module in ONNX_MODULES:
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            missing.append(module)
-    if missing:
-        raise UserError(f"{what} needs {', '.join(missing)} (not installed): "
-                        "pip install 'loralab[export]'")
 
 
 def check_choice(value: str, choices: tuple[str, ...], option: str) -> None:
@@ -61,10 +47,10 @@ def check_output(output: Path, adapter: Path, overwrite: bool) -> None:
                         "choose another folder")
     if output.exists() and not output.is_dir():
         raise UserError(f"--output {output}: is a file, not a folder")
-    if output.is_dir() and (output / EXPORT_FILE).is_file():
+    if output.is_dir() and (output / MODEL_EXPORT_MANIFEST).is_file():
         if not overwrite:
             raise UserError(f"--output {output} already holds a finished export "
-                            f"({EXPORT_FILE}); choose another folder or pass --overwrite")
+                            f"({MODEL_EXPORT_MANIFEST}); choose another folder or pass --overwrite")
     elif output.is_dir() and any(output.iterdir()):
         raise UserError(f"--output {output} holds other files (it is not an export); choose a "
                         "new or empty folder")

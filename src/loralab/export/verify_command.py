@@ -16,6 +16,7 @@ from typing import Any
 
 from loralab.atomic import atomic_write_json
 from loralab.errors import UserError
+from loralab.export.extras import require_onnx
 from loralab.export.fidelity import FidelityReport, compare, format_figure, tolerance_for
 from loralab.export.folders import (
     VERIFY_FILE,
@@ -33,11 +34,10 @@ from loralab.export.preflight import (
     check_inputs_file,
     check_tolerance,
     check_writable,
-    require_onnx,
 )
 from loralab.export.probe import probe_inputs
 from loralab.export.source import load_reference, source_identity
-from loralab.metrics.registry import display_name
+from loralab.metrics.metric_registry import display_name
 
 TORCH_DTYPE_NAMES = {"float16": "fp16", "bfloat16": "bf16"}
 

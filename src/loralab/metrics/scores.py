@@ -1,6 +1,6 @@
 """Score functions, each a thin wrapper over scikit-learn, SciPy or seqeval.
 
-The names in the returned dicts are the registry's (loralab.metrics.registry): unambiguous
+The names in the returned dicts are the registry's (loralab.metrics.metric_registry): unambiguous
 across tasks, e.g. `f1_binary` vs `f1_macro` vs `entity_f1`.
 """
 

@@ -19,9 +19,9 @@ from transformers.pytorch_utils import Conv1D
 
 from loralab.config import Config, LoraConfig
 from loralab.errors import ConfigError
+from loralab.models.architectures import head_module_names, preset_relative_names, split_layer_name
 from loralab.models.causal import check_quantization, load_causal_model, load_causal_tokenizer
 from loralab.models.placement import Placement
-from loralab.models.registry import head_module_names, preset_relative_names, split_layer_name
 from loralab.models.sources import model_load_error, resolve_model_source
 from loralab.models.tokenizer import load_tokenizer
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from loralab.errors import UserError
 from loralab.serving.discovery import one_line
 from loralab.serving.http_errors import ServeError
-from loralab.serving.state import TOKEN_ENV, ServerState
+from loralab.serving.server_state import TOKEN_ENV, ServerState
 
 router = APIRouter()
 

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from loralab.serving import admin_routes, classify_routes, generate_routes
 from loralab.serving.http_errors import ServeError, install_handlers
 from loralab.serving.openai_api import model_object
-from loralab.serving.state import ServerState, ServeSettings
+from loralab.serving.server_state import ServerState, ServeSettings
 
 PAGE = Path(__file__).parent / "page"
 

@@ -15,12 +15,12 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from loralab.errors import UserError
+from loralab.serving.adapter_registry import Lease
 from loralab.serving.discovery import one_line
 from loralab.serving.encoder import EncoderEngine, EncoderRow
 from loralab.serving.http_errors import ServeError, check_text, unless_disconnected
 from loralab.serving.openai_api import EmbeddingRequest, new_id
-from loralab.serving.registry import Lease
-from loralab.serving.state import ServerState
+from loralab.serving.server_state import ServerState
 
 router = APIRouter()
 

@@ -21,11 +21,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from loralab.serving import openai_api as oa
+from loralab.serving.adapter_registry import Lease
 from loralab.serving.causal_engine import CausalEngine, eos_ids
 from loralab.serving.http_errors import ServeError, check_text, unless_disconnected
-from loralab.serving.registry import Lease
 from loralab.serving.sampling import GenerationRow, Sampling, tokenizer_lock
-from loralab.serving.state import ServerState
+from loralab.serving.server_state import ServerState
 
 router = APIRouter()
 

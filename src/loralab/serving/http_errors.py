@@ -14,9 +14,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loralab.errors import UserError
+from loralab.serving.adapter_registry import NotFound
 from loralab.serving.discovery import one_line
 from loralab.serving.openai_api import error_object
-from loralab.serving.registry import NotFound
 
 log = logging.getLogger("loralab.serve")
 T = TypeVar("T")

@@ -1,4 +1,5 @@
-"""Run the app on uvicorn: `loralab serve` ends up here.
+"""Run the app on uvicorn: `loralab serve` ends up here (start_server checks its arguments,
+serve runs the settings).
 
 uvicorn handles SIGTERM / SIGINT gracefully: it stops accepting connections, lets the
 requests in flight finish (the batch being run included), then the app's shutdown closes
@@ -8,9 +9,11 @@ the micro-batchers and the feedback writer.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
-from loralab.quiet import quiet_libraries
-from loralab.serving.state import ServeSettings
+from loralab.errors import UserError
+from loralab.models.library_logging import quiet_libraries
+from loralab.serving.server_state import ServeSettings, admin_token
 
 GRACEFUL_SECONDS = 60
 
@@ -28,3 +31,47 @@ def serve(settings: ServeSettings) -> int:
                             access_log=False, timeout_graceful_shutdown=GRACEFUL_SECONDS)
     uvicorn.Server(config).run()
     return 0
+
+
+def check_serve_extra() -> None:
+    import importlib.util
+
+    missing = [m for m in ("fastapi", "uvicorn", "prometheus_client")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UserError(f"loralab serve needs {', '.join(missing)}: pip install 'loralab[serve]'")
+
+
+def start_server(models_dir: str, *, host: str = "127.0.0.1", port: int = 8000,
+                 device: str = "auto", bases: list[str] | None = None,
+                 admin_token_file: str | None = None, feedback_db: str | None = None,
+                 max_batch_size: int = 64, max_wait_ms: float = 5.0,
+                 max_input_chars: int = 20000, max_rows: int = 256, max_tokens: int = 2048,
+                 threads: int | None = None) -> int:
+    """`loralab serve MODELS_DIR ...`: every argument checked before anything loads."""
+    check_serve_extra()
+    folder = Path(models_dir)
+    if not folder.is_dir():
+        raise UserError(f"MODELS_DIR {folder} is not a folder")
+    if not 0 <= port <= 65535:
+        raise UserError(f"--port {port}: expected 0..65535")
+    from loralab.models.placement import resolve_device
+
+    try:
+        resolve_device(device)
+    except UserError as exc:
+        raise UserError(f"--device: {exc}") from None
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    from loralab.serving.adapter_registry import base_config
+
+    for name in bases or []:                # a wrong --base fails now, not in the background
+        base_config(name)
+    return serve(ServeSettings(
+        models_dir=folder.resolve(), host=host, port=port, device=device,
+        max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
+        admin_token=admin_token(admin_token_file),
+        feedback_db=Path(feedback_db) if feedback_db else None, bases=list(bases or []),
+        max_input_chars=max_input_chars, max_rows=max_rows, max_tokens=max_tokens))

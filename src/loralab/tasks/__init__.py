@@ -13,7 +13,7 @@ from loralab.tasks.loading import (
     load_base,
     read_adapter_metadata,
 )
-from loralab.tasks.registry import TASKS, get_task
+from loralab.tasks.task_registry import TASKS, get_task
 
 __all__ = ["TASKS", "AdapterSet", "LoadedAdapter", "Task", "adapter_set_folders", "get_task",
            "load_adapter", "load_adapter_set", "load_base", "read_adapter_metadata"]

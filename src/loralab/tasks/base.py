@@ -35,7 +35,7 @@ from loralab.models.placement import Placement
 
 class Task(ABC):
     name: str
-    default_metric: str            # a registry name or alias (loralab.metrics.registry)
+    default_metric: str            # a registry name or alias (loralab.metrics.metric_registry)
     auto_model_class: str          # transformers Auto class that carries the head
     peft_task_type: str            # peft.TaskType name
     records: RecordSpec            # the record shape this task reads from data files
@@ -71,6 +71,10 @@ class Task(ABC):
         return (record.get("label") if "label" in record else record.get("tags")) is not None
 
     # ---------------------------------------------------------------- model
+    def head_kwargs(self, labels: list[str] | None) -> dict[str, Any]:
+        """from_pretrained arguments that size the task's head ({} where it has none)."""
+        return {}
+
     @abstractmethod
     def build_model(self, config: Config, labels: list[str] | None,
                     placement: Placement) -> BuiltModel:
@@ -211,6 +215,6 @@ class Task(ABC):
     def agreement(self, reference: list[Any], candidate: list[Any],
                   labels: list[str] | None) -> dict[str, float]:
         """How far a copy's decisions agree with the reference's. The keys are metrics of
-        loralab.metrics.registry (producer "fidelity"): percentages, or differences."""
+        loralab.metrics.metric_registry (producer "fidelity"): percentages, or differences."""
         same = sum(r == c for r, c in zip(reference, candidate))
         return {"label_agreement": 100.0 * same / max(len(reference), 1)}

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from loralab.config import Config
 from loralab.data.spec import RecordSpec
 from loralab.errors import UserError
-from loralab.metrics.registry import metrics_of
+from loralab.metrics.metric_registry import metrics_of
 from loralab.models.adapter_io import attach_adapter, attach_adapters
 from loralab.models.build import BuiltModel, build_causal_adapters, build_causal_model
 from loralab.models.causal import load_causal_model, load_causal_tokenizer

@@ -22,7 +22,7 @@ from loralab.errors import UserError
 from loralab.models.adapter_io import MULTI_FILE, AdapterFiles, head_rows, read_adapter_files
 from loralab.models.placement import Placement
 from loralab.tasks.base import Task
-from loralab.tasks.registry import TASKS, get_task
+from loralab.tasks.task_registry import TASKS, get_task
 
 MULTI_FOLDER = "adapters"   # the multi-adapter folder inside a run of several adapters
 

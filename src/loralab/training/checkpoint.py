@@ -2,7 +2,7 @@
 
 That is the trained weights only (LoRA, head, unfrozen layers), optimizer, scheduler, loss
 scaler, RNG states, the epoch's shuffling state, the best-weights tracker and the counters
-(see loralab.training.state). The frozen base model is not saved (it is reloaded from its
+(see loralab.training.train_state). The frozen base model is not saved (it is reloaded from its
 source), so a checkpoint is a few MB. It is written atomically after each epoch (or every
 `training.checkpoint_steps` optimizer steps) and removed when the run finishes.
 """

@@ -3,10 +3,10 @@
     recipe = TrainingRecipe(config, output_dir)
     metrics = recipe.run_all()   # setup_data -> setup_model -> setup_optimizer -> fit -> finish
 
-One optimizer step is `_train_step` (forward under autocast, the task's loss (+ the weighted
-variant's regulariser), backward scaled for gradient accumulation) for each micro-batch, then
+One optimizer step is `_train_step` (forward under autocast, the task's loss plus the LoRA
+variant's extra term, backward scaled for gradient accumulation) for each micro-batch, then
 `_optimizer_step` (clip, step, schedule). Everything that changes while training lives in one
-TrainState (loralab.training.state), whose state_dict() is the checkpoint.
+TrainState (loralab.training.train_state), whose state_dict() is the checkpoint.
 
 Under `accelerate launch --num_processes N` or `torchrun`, accelerate shards the training and
 evaluation batches over the processes (DDP); only the main process writes the run folder.
@@ -30,18 +30,19 @@ from loralab.data.batches import make_loader
 from loralab.data.loader import load_data
 from loralab.errors import ConfigError, UserError
 from loralab.evaluation.evaluate import evaluate
-from loralab.metrics.registry import resolve_metric
+from loralab.metrics.metric_registry import resolve_metric
 from loralab.models.build import BuiltModel, set_unfrozen_trainable
 from loralab.models.placement import Placement, mixed_precision, resolve_device
 from loralab.tasks import get_task
 from loralab.training.checkpoint import remove_checkpoint, save_checkpoint
 from loralab.training.diagnostics import DiagnosticsLog
 from loralab.training.optim import build_optimizer, build_scheduler
+from loralab.training.prior_check import stuck_at_prior
 from loralab.training.results import run_metrics
 from loralab.training.run_folder import RunFolder
 from loralab.training.selection import BestTracker
-from loralab.training.state import TrainState
-from loralab.training.weighted import WeightedLoRA, ignored_weighted_keys
+from loralab.training.train_state import TrainState
+from loralab.training.variants import lora_variant
 
 
 class TrainingRecipe:
@@ -58,15 +59,14 @@ class TrainingRecipe:
         self.adapter = adapter
         self.cfg = config.training
         self.task = get_task(config.model.task, config)
+        self.variant = lora_variant(config.lora)
         self.run = RunFolder(Path(output_dir), overwrite=overwrite)
         # cpu=True on a machine without a GPU: several processes (torchrun) then use gloo
         self.accelerator = Accelerator(
-            mixed_precision=mixed_precision(self.cfg.precision,
-                                            fp16_ok=config.lora.method != "weighted"),
+            mixed_precision=mixed_precision(self.cfg.precision, fp16_ok=self.variant.fp16_ok),
             cpu=resolve_device("auto").type == "cpu")
         self.main = self.accelerator.is_main_process
         self.progress = progress and self.main
-        self.weighted: WeightedLoRA | None = None
         self.resume_state = self.run.checkpoint_for(config) if resume else None
 
     # ------------------------------------------------------------------ setup
@@ -95,13 +95,12 @@ class TrainingRecipe:
         self.features = {name: self.task.encode(records, tokenizer, self.labels, max_len)
                          for name, records in self.splits.items()}
         self.features["train"] = self.task.pack_training(self.features["train"], max_len)
-        self.built.notes.extend(self.task.notes + ignored_weighted_keys(self.config.lora))
+        self.built.notes.extend(self.task.notes + self.variant.notes())
         self.model = self.built.model.to(self.accelerator.device)
         for note in self.built.notes if self.main else []:
             tqdm.write(f"note: {note}")
         self.task.prepare_training(self.config, placement)
-        if self.config.lora.method == "weighted":
-            self.weighted = WeightedLoRA(self.model, self.config.lora)
+        self.variant.attach(self.model)
 
     def setup_optimizer(self) -> None:
         cfg = self.cfg
@@ -143,18 +142,14 @@ class TrainingRecipe:
 
     # ------------------------------------------------------------------ training
     def _train_step(self, batch: dict[str, torch.Tensor]) -> tuple[float, float, dict]:
-        """Forward + backward of one micro-batch; returns (task loss, regulariser, the loss's
-        named terms)."""
+        """Forward + backward of one micro-batch; returns (task loss, the variant's extra
+        term, the loss's named terms)."""
         gold = batch.pop("labels")
-        if self.weighted is not None:
-            self.weighted.begin_step(batch.get("attention_mask"))
+        self.variant.begin_step(batch)
         with self.accelerator.autocast():
             logits = self.model(**batch, **self.task.model_kwargs).logits
             loss, parts = self.task.training_loss(self.raw_model, batch, logits, gold)
-        reg = torch.zeros((), device=loss.device)
-        if self.weighted is not None:
-            correct = self.task.correct(logits.detach(), gold, self.config.lora.reg_tolerance)
-            reg = self.weighted.regulariser(correct).to(loss.device)
+        reg = self.variant.extra_loss(self.task, logits, gold).to(loss.device)
         self.accelerator.backward((loss + reg) / self.cfg.gradient_accumulation_steps)
         return float(loss.detach()), float(reg.detach()), {k: float(v) for k, v in parts.items()}
 
@@ -259,22 +254,12 @@ class TrainingRecipe:
         return stop
 
     def _warn_if_stuck_at_the_prior(self, losses: list[float]) -> None:
-        """After the first epoch, a training loss still at the loss of predicting the label
-        prior means the model has learned no more than the class frequencies (a run that
-        stays there answers the majority class whatever the input)."""
-        prior = self.task.prior_loss(self.features["train"])
-        tail = losses[len(losses) // 2:]  # the second half: past the warm-up
-        if prior is None or not tail or sum(tail) / len(tail) < 0.97 * prior:
-            return
-        lr = self.cfg.learning_rate
-        message = (f"warning: after epoch 1 the training loss ({sum(tail) / len(tail):.4f}) "
-                   f"is still the label prior's ({prior:.4f}): the model has learned no more "
-                   f"than the class frequencies yet; if it stays there it answers the majority "
-                   f"class whatever the input: try a lower training.learning_rate (e.g. "
-                   f"{lr / 2:g}) or more training.warmup (e.g. 0.1)")
-        self.built.notes.append(message)
-        if self.main:
-            tqdm.write(message)
+        message = stuck_at_prior(self.task.prior_loss(self.features["train"]), losses,
+                                 self.cfg.learning_rate)
+        if message:
+            self.built.notes.append(message)
+            if self.main:
+                tqdm.write(message)
 
     def _mid_epoch_due(self, micro: int) -> bool:
         cfg, step = self.cfg, self.state.step
@@ -336,8 +321,7 @@ class TrainingRecipe:
             tracker.update(final, state.step, float(self.epochs_run))
         if self.cfg.save_strategy == "best":
             tracker.restore_best()
-        if self.weighted is not None:
-            self.weighted.remove()
+        self.variant.detach()
         test = None
         if self.splits.get("test") and all(self.task.has_gold(r) for r in self.splits["test"]):
             test = self.evaluate_split("test")

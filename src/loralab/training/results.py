@@ -11,7 +11,7 @@ from loralab.config import Config
 from loralab.models.build import BuiltModel
 from loralab.training.run_folder import adapted_layer_count, library_versions, peak_memory_mb
 from loralab.training.selection import active_adapter, of_inactive_adapter, saved_parameters
-from loralab.training.state import TrainState
+from loralab.training.train_state import TrainState
 
 
 def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:

@@ -25,7 +25,7 @@ from loralab.atomic import atomic_write_json, atomic_write_text, check_writable_
 from loralab.config import Config, dump_config
 from loralab.errors import UserError
 from loralab.models.adapter_io import adapter_folder_name, save_adapter
-from loralab.models.registry import split_layer_name
+from loralab.models.architectures import split_layer_name
 from loralab.training.checkpoint import load_checkpoint
 from loralab.training.run_lock import (
     OWNER_FILE,

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from loralab.config import TrainingConfig
-from loralab.metrics.registry import greater_is_better, resolve_metric
+from loralab.metrics.metric_registry import greater_is_better, resolve_metric
 
 
 class BestTracker:
@@ -28,7 +28,6 @@ class BestTracker:
         if available is not None:
             self.metric = resolve_metric(self.requested, available,
                                          key="training.metric_for_best")
-        self.greater_override = cfg.greater_is_better
         self.patience = cfg.early_stopping_patience
         self.best: dict[str, Any] | None = None
         self.last: dict[str, Any] | None = None
@@ -38,8 +37,6 @@ class BestTracker:
 
     @property
     def greater(self) -> bool:
-        if self.greater_override is not None:
-            return self.greater_override
         return greater_is_better(self.metric)
 
     def update(self, metrics: dict[str, Any], step: int, epoch: float) -> bool:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from loralab.errors import ConfigError
 from loralab.evaluation.gate.results import Results
 from loralab.evaluation.gate.rules import BASE, BASELINE, MAX, MIN, Rule
-from loralab.metrics.registry import resolve_scoped_metric
+from loralab.metrics.metric_registry import resolve_scoped_metric
 
 PASS, FAIL, SKIPPED = "pass", "fail", "skipped"
 TOLERANCE = 1e-9

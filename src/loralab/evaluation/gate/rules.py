@@ -40,9 +40,9 @@ from typing import Any
 
 import yaml
 
-from loralab.config_yaml import read_section, split_section
+from loralab.config.yaml_loader import read_section, split_section
 from loralab.errors import ConfigError
-from loralab.metrics.registry import higher_is_better, split_scoped_name
+from loralab.metrics.metric_registry import higher_is_better, split_scoped_name
 
 MIN, MAX, BASELINE, BASE = "min", "max", "baseline", "base"
 GRAMMAR = ("expected METRIC >= NUMBER, METRIC <= NUMBER, METRIC >= baseline [- N | + N | * F]"

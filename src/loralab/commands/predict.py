@@ -1,8 +1,10 @@
 """`loralab predict`: read the inputs (`--text` / `--text-pair` / `--file`), complete them
-into the task's records, predict in batches, one rendered result per input."""
+into the task's records, predict in batches, one rendered result per input (JSON lines) with
+an adapter, one adapter of a multi-adapter folder, or a merged / ONNX export."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,3 +55,23 @@ def predict_records(loaded: LoadedAdapter, records: list[dict],
     records = loaded.task.prepare_inputs(records, loaded.config)
     yield from loaded.task.predict(loaded.model, loaded.tokenizer, records, loaded.config,
                                    loaded.labels, batch_size)
+
+
+def run_predict(adapter_path: str, texts: list[str], pairs: list[str], file: str | None,
+                batch_size: int, *, adapter_name: str | None = None) -> int:
+    from loralab.commands.evaluate import refuse_adapter_set, selected_names
+    from loralab.export.folders import is_model_export, load_export
+    from loralab.tasks import load_adapter, load_adapter_set
+
+    if adapter_name:
+        selected_names(adapter_path, adapter_name, False)
+        loaded = load_adapter_set(adapter_path).use(adapter_name)
+    elif is_model_export(Path(adapter_path)):  # "test mode" of a merged or ONNX artefact
+        loaded = load_export(Path(adapter_path))
+    else:
+        refuse_adapter_set(adapter_path)
+        loaded = load_adapter(adapter_path)
+    records = read_inputs(texts, pairs, file, loaded.task)
+    for line in predict_records(loaded, records, batch_size):
+        print(json.dumps(line, ensure_ascii=False))
+    return 0

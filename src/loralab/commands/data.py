@@ -1,5 +1,6 @@
-"""`loralab data export CONFIG --out DIR [--raw] [--data DIR]`: the records a config trains and
-evaluates on, written as JSONL, one folder per adapter of an `adapters:` config:
+"""`loralab data synth KIND` (a synthetic dataset), and `loralab data export CONFIG --out DIR
+[--raw] [--data DIR]`: the records a config trains and evaluates on, written as JSONL, one
+folder per adapter of an `adapters:` config:
 
     DIR/<adapter>/train.jsonl, validation.jsonl, test.jsonl     (DIR/*.jsonl for one adapter)
     DIR/export.json                                             what was written, row counts
@@ -16,44 +17,51 @@ data changed.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
 
-EXPORT_FILE = "export.json"
+from loralab.config.exported_data import DATA_EXPORT_MANIFEST
+
 EXPORT_KIND = "loralab.data_export"
 
 
-def add_commands(data_sub) -> None:
-    p = data_sub.add_parser("export", help="write the resolved splits of a config (every "
-                                           "adapter's) as JSONL")
-    p.add_argument("config", help="YAML config file, or FILE:KEY (a section, e.g. "
-                                  "params.yaml:train)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key (repeatable)")
-    p.add_argument("--set-from", action="append", default=[], metavar="FILE:KEY",
-                   help="apply a YAML mapping of KEY: VALUE overrides (repeatable)")
-    p.add_argument("--data", metavar="DIR", help="read the data from an earlier export")
-    p.add_argument("--raw", action="store_true",
-                   help="the sources' own splits, before data.filter, the validation "
-                        "hold-out and max_*_samples")
-    p.add_argument("--out", required=True, help="folder to write (replaced if it holds an "
-                                                "earlier export)")
-    p.set_defaults(func=cmd_data_export)
+def synth_data(kind: str, out: str, n: int, seed: int, eval_fraction: float) -> int:
+    """`loralab data synth KIND`: a synthetic dataset written to `out`."""
+    from loralab.errors import UserError
+
+    if n < 10:
+        raise UserError("--n must be at least 10 (train and eval both need rows)")
+    if not 0 < eval_fraction < 1:
+        raise UserError("--eval-fraction must be between 0 and 1")
+    if kind == "multiple-choice":
+        from loralab.data.synth_mc import write_multiple_choice_dataset
+
+        info = write_multiple_choice_dataset(Path(out), n, seed, eval_fraction=eval_fraction)
+        print(f"wrote {info['n_train']} train + {info['n_eval']} eval questions in "
+              f"{', '.join(info['categories'])} -> {out}")
+        return 0
+    from loralab.data.synth_json import write_json_extraction_dataset
+
+    info = write_json_extraction_dataset(Path(out), n, seed, eval_fraction=eval_fraction)
+    print(f"wrote {info['n_train']} train + {info['n_eval']} eval rows over "
+          f"{len(info['intents'])} intents and schema.json -> {out}")
+    return 0
 
 
-def cmd_data_export(args: argparse.Namespace) -> int:
+def run_data_export(config_path: str, overrides: list[str], out: str, *,
+                    set_from: list[str] | None = None, data: str | None = None,
+                    raw: bool = False) -> int:
     from loralab.config import load_config
-    from loralab.config_adapters import with_exported_data
+    from loralab.config.exported_data import with_exported_data
 
-    config = load_config(args.config, args.set, set_from=args.set_from)
-    if args.data:
-        config = with_exported_data(config, args.data)
-    info = export_data(config, Path(args.out), raw=args.raw)
+    config = load_config(config_path, overrides, set_from=set_from)
+    if data:
+        config = with_exported_data(config, data)
+    info = export_data(config, Path(out), raw=raw)
     counts = "; ".join(f"{name + ': ' if name else ''}" + ", ".join(
         f"{n} {split}" for split, n in splits.items()) for name, splits in info.items())
-    print(f"exported {counts} -> {args.out}")
+    print(f"exported {counts} -> {out}")
     return 0
 
 
@@ -77,9 +85,9 @@ def check_out(out: Path) -> None:
     from loralab.errors import UserError
 
     check_writable_dir(out, "--out")
-    if out.is_dir() and any(out.iterdir()) and not (out / EXPORT_FILE).is_file():
-        raise UserError(f"--out {out} is a folder that holds other files (no {EXPORT_FILE}); "
-                        "choose a new or empty folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / DATA_EXPORT_MANIFEST).is_file():
+        raise UserError(f"--out {out} is a folder that holds other files (no "
+                        f"{DATA_EXPORT_MANIFEST}); choose a new or empty folder")
 
 
 def export_data(config: Any, out: Path, *, raw: bool = False) -> dict[str, dict[str, int]]:
@@ -97,7 +105,7 @@ def export_data(config: Any, out: Path, *, raw: bool = False) -> dict[str, dict[
                 atomic_write_text(folder / f"{split}.jsonl", exported_rows(records))
         counts = {name: {split: len(records) for split, records in splits.items()}
                   for name, splits in loaded.items()}
-        atomic_write_json(tmp / EXPORT_FILE, {
+        atomic_write_json(tmp / DATA_EXPORT_MANIFEST, {
             "kind": EXPORT_KIND, "raw": raw, "task": config.model.task,
             "adapters": [n for n in counts if n], "rows": counts})
     return counts

@@ -7,7 +7,7 @@ import string
 
 from pydantic import Field, field_validator
 
-from loralab.config_section import Section
+from loralab.config.section import Section
 
 JUDGE_FIELDS = ("prompt", "answer", "reference")
 JUDGE_SYSTEM = "You are a strict, fair grader of answers. You reply with a score only."

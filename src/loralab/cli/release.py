@@ -1,5 +1,4 @@
-"""Argparse wiring of `loralab gate` and `loralab publish` (the release step of a pipeline);
-the handlers import their code when called."""
+"""`loralab gate` and `loralab publish` (the release step of a pipeline)."""
 
 from __future__ import annotations
 
@@ -19,7 +18,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return run_publish(args.adapter_dir, args.to, name=args.name, gate=args.gate)
 
 
-def add_commands(sub) -> None:
+def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gate", help="check metric rules against a stored baseline; exit 1 "
                                     "when a rule fails")
     p.add_argument("results", help="results file or folder: a run's metrics.json, an eval's "

@@ -16,13 +16,13 @@ from typing import Any
 
 import torch
 
+from loralab.serving.adapter_registry import AdapterRegistry
 from loralab.serving.batcher import MicroBatcher
 from loralab.serving.causal_engine import CausalEngine
 from loralab.serving.discovery import one_line
 from loralab.serving.engine import MixedEngine
 from loralab.serving.feedback import FeedbackStore, ResponseLog
 from loralab.serving.metrics import ServerMetrics
-from loralab.serving.registry import AdapterRegistry
 
 log = logging.getLogger("loralab.serve")
 TOKEN_ENV = "LORALAB_ADMIN_TOKEN"

@@ -87,8 +87,8 @@ class NotFound(UserError):
 
 def base_config(name: str) -> Config:
     """A config naming a base model given with --base (causal LM or encoder, from its files)."""
+    from loralab.models.architectures import CAUSAL_ARCHITECTURES
     from loralab.models.causal import causal_source
-    from loralab.models.registry import CAUSAL_ARCHITECTURES
 
     causal = validate_config({"model": {"name": name, "task": "causal_lm"}})
     if causal_source(causal)[1] is not None:
@@ -247,7 +247,7 @@ def adapter_tokenizer(path: Path, engine: MixedEngine) -> Any:
 
 def relative_targets(modules: list[str]) -> list[str]:
     """Target module names as a reader knows them (`attention.self.query`), layers folded."""
-    from loralab.models.registry import split_layer_name
+    from loralab.models.architectures import split_layer_name
 
     names = set()
     for module in modules:

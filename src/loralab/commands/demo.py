@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from loralab.config import apply_override, validate_config
-from loralab.summary import summary_line
+from loralab.training.summary import summary_line
 
 DEMO_TRAINING = {"epochs": 3, "batch_size": 32, "learning_rate": 1e-3, "warmup": 0.06,
                  "seed": 42, "logging_steps": 10}

@@ -1,4 +1,4 @@
-"""argparse wiring for `loralab export` and `loralab verify`; the work is imported lazily."""
+"""`loralab export` and `loralab verify`."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return run_verify(args.export_dir, args.against, args.inputs, args.atol, args.runtime)
 
 
-def add_commands(sub) -> None:
+def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export an adapter: a PEFT folder, a merged model or "
                                       "ONNX, checked against the adapter")
     p.add_argument("adapter", help="adapter folder (lora_* inside a run folder, or plain PEFT)")

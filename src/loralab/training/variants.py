@@ -1,4 +1,18 @@
-"""The "weighted" LoRA variant of job 1, as hooks on PEFT's own LoRA layers.
+"""LoRA training variants: objects the recipe calls at fixed points, never asking which one
+it holds (the shape of PEFT's `LoraVariant`):
+
+    variant = lora_variant(config.lora)      # lora.method picks it: standard | weighted
+    variant.fp16_ok                          # may the run use fp16 autocast?
+    variant.notes()                          # notes for the run (keys it ignores)
+    variant.attach(model)                    # after the model is built: hooks, if any
+    variant.begin_step(batch)                # before each training forward pass
+    variant.extra_loss(task, logits, gold)   # a term added to the task's loss (0 if none)
+    variant.detach()                         # before the adapter is saved: hooks removed
+
+The adapter of every variant saves and reloads as plain LoRA. A new variant (a DoRA-style
+reparametrisation, an rsLoRA schedule, ...) is a class with these methods in VARIANTS.
+
+The "weighted" LoRA variant of job 1, as hooks on PEFT's own LoRA layers.
 
 For every adapted layer, let b = B·A·dropout(x)·s be the LoRA branch output (s = alpha / r) for
 one token. The variant changes training only:
@@ -32,14 +46,33 @@ from loralab.config import WEIGHTED_ONLY, LoraConfig
 from loralab.errors import UserError
 
 
-def ignored_weighted_keys(cfg: LoraConfig) -> list[str]:
-    """Notes for weighted-only keys set under method standard (accepted so that one grid can
-    vary lora.method over a base config; they have no effect there)."""
-    if cfg.method == "weighted":
-        return []
-    fields = type(cfg).model_fields
-    return [f"lora.{key}={getattr(cfg, key)} only acts with lora.method=weighted; ignored"
-            for key in WEIGHTED_ONLY if getattr(cfg, key) != fields[key].default]
+class StandardLoRA:
+    """Plain LoRA: PEFT's layers as they are."""
+
+    fp16_ok = True
+
+    def __init__(self, cfg: LoraConfig) -> None:
+        self.cfg = cfg
+
+    def notes(self) -> list[str]:
+        """Weighted-only keys set under method standard are accepted (one grid can vary
+        lora.method over a base config) and have no effect: say so."""
+        fields = type(self.cfg).model_fields
+        return [f"lora.{key}={getattr(self.cfg, key)} only acts with lora.method=weighted; "
+                "ignored" for key in WEIGHTED_ONLY
+                if getattr(self.cfg, key) != fields[key].default]
+
+    def attach(self, model: torch.nn.Module) -> None:
+        pass
+
+    def begin_step(self, batch: dict[str, torch.Tensor]) -> None:
+        pass
+
+    def extra_loss(self, task: Any, logits: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
+        return torch.zeros((), device=logits.device)
+
+    def detach(self) -> None:
+        pass
 
 
 class _ScaleGrad(torch.autograd.Function):
@@ -57,14 +90,26 @@ class _ScaleGrad(torch.autograd.Function):
 
 
 class WeightedLoRA:
-    def __init__(self, model: torch.nn.Module, cfg: LoraConfig) -> None:
+    """Job 1's variant: per-token gradient scaling, output dropout and the label-wise
+    regulariser, as forward hooks on every `lora_B` module. fp16 is refused: the gradient
+    factor is scale_factor / eps while B is still zero, which overflows fp16."""
+
+    fp16_ok = False
+
+    def __init__(self, cfg: LoraConfig) -> None:
+        self.cfg = cfg
         self.scale_factor = cfg.scale_factor
         self.output_dropout = cfg.output_dropout
         self.lambda_reg = cfg.lambda_reg
         self.eps = cfg.eps
         self.attention_mask: torch.Tensor | None = None
         self.branch_energy: list[torch.Tensor] = []
-        self._handles = []
+        self._handles: list[Any] = []
+
+    def notes(self) -> list[str]:
+        return []
+
+    def attach(self, model: torch.nn.Module) -> None:
         for module in model.modules():
             if isinstance(module, LoraLayer):
                 for adapter, lora_b in module.lora_B.items():
@@ -73,9 +118,9 @@ class WeightedLoRA:
         if not self._handles:
             raise UserError("lora.method=weighted found no LoRA layer to hook")
 
-    def begin_step(self, attention_mask: torch.Tensor | None) -> None:
+    def begin_step(self, batch: dict[str, torch.Tensor]) -> None:
         """Call before each training forward pass."""
-        self.attention_mask = attention_mask
+        self.attention_mask = batch.get("attention_mask")
         self.branch_energy = []
 
     def _on_branch_output(self, module: torch.nn.Module, inputs, output: torch.Tensor, *,
@@ -104,6 +149,11 @@ class WeightedLoRA:
         mask = mask.to(energy.dtype)
         return (energy * mask).sum(-1) / mask.sum(-1).clamp(min=1)
 
+    def extra_loss(self, task: Any, logits: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
+        """The label-wise regulariser over the examples the task already gets right."""
+        correct = task.correct(logits.detach(), gold, self.cfg.reg_tolerance)
+        return self.regulariser(correct).to(logits.device)
+
     def regulariser(self, correct: torch.Tensor) -> torch.Tensor:
         """λ × mean over correctly predicted examples of the summed branch energy (0 if none)."""
         if self.lambda_reg == 0 or not self.branch_energy:
@@ -114,7 +164,16 @@ class WeightedLoRA:
             return per_example.sum() * 0.0
         return self.lambda_reg * per_example[correct].mean()
 
-    def remove(self) -> None:
+    def detach(self) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles = []
+
+
+LoraVariant = StandardLoRA | WeightedLoRA
+VARIANTS: dict[str, type[LoraVariant]] = {"standard": StandardLoRA, "weighted": WeightedLoRA}
+
+
+def lora_variant(cfg: LoraConfig) -> LoraVariant:
+    """The variant `lora.method` names."""
+    return VARIANTS[cfg.method](cfg)

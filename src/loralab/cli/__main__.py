@@ -1,0 +1,3 @@
+from loralab.cli.entry import main
+
+raise SystemExit(main())
