@@ -212,6 +212,9 @@ CASES: list[Case] = [
          r"training\.metric_for_best: 'pass@1' is not a metric"),
     Case("causal/unfreeze", train("training.unfreeze_top_layers=1", config="{lm_cfg}"),
          r"training\.unfreeze_top_layers is for encoder tasks"),
+    Case("causal/gradient-checkpointing-not-a-choice",
+         train("training.gradient_checkpointing=sometimes", config="{lm_cfg}"),
+         r"training\.gradient_checkpointing: expected true, false or auto \(got 'sometimes'\)"),
     # ------------------------------------------------------------------ grid
     Case("grid/empty-file", grid("g.yaml"), r"g\.yaml", files={"g.yaml": ""}),
     Case("grid/shard-out-of-range", grid("g.yaml", "--shard", "3/2"),

@@ -23,8 +23,7 @@ from loralab.config.sections import (
 
 CAUSAL_ONLY = {"data.prompt_template", "data.response_template", "data.chat_template",
                "data.system_prompt", "data.packing", "data.metrics", "data.schema_file",
-               "model.gguf_file", "model.quantization", "eval.generate",
-               "training.gradient_checkpointing"}
+               "model.gguf_file", "model.quantization", "eval.generate"}
 
 
 class Config(Section):
@@ -79,6 +78,9 @@ class Config(Section):
                              "still zero, which overflows fp16; use bf16 or fp32")
         if [t.type for t in self.training.loss] != ["ce"]:
             raise ValueError("training.loss terms other than ce are for model.task=causal_lm")
+        if self.training.gradient_checkpointing is True:  # auto and false: nothing to do
+            raise ValueError("training.gradient_checkpointing=true is for model.task=causal_lm "
+                             f"(this config's task is {self.model.task})")
         return self
 
     @property

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, StrictInt, model_validator
+from pydantic import Field, StrictBool, StrictInt, field_validator, model_validator
 
 from loralab.config.section import Section
 
@@ -113,7 +113,16 @@ class TrainingConfig(Section):
     checkpoint: Literal["epoch", "steps", "no"] = "epoch"
     checkpoint_steps: int | None = Field(default=None, ge=1)
     loss: list[LossTerm] = Field(default_factory=lambda: [LossTerm(type="ce")])
-    gradient_checkpointing: bool = False
+    # causal_lm: recompute activations in backward; auto decides from an estimate of the
+    # activation memory of batch_size x max_length (loralab.models.memory)
+    gradient_checkpointing: StrictBool | Literal["auto"] = "auto"
+
+    @field_validator("gradient_checkpointing", mode="before")
+    @classmethod
+    def _true_false_or_auto(cls, value: Any) -> Any:
+        if value is True or value is False or value == "auto":
+            return value
+        raise ValueError(f"expected true, false or auto (got {value!r})")
 
     @model_validator(mode="before")
     @classmethod

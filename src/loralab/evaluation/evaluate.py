@@ -36,9 +36,7 @@ def evaluate(model: torch.nn.Module, task: Task, features: list[dict[str, Any]],
         batch = {k: v.to(device) for k, v in batch.items()}
         gold = batch.pop("labels")
         with autocast() if autocast else torch.autocast("cpu", enabled=False):
-            logits = model(**batch, **task.model_kwargs).logits
-        items = list(zip(task.gather(logits, {**batch, "labels": gold}),
-                         task.example_losses(logits, gold)))
+            items = task.evaluation_items(model, batch, gold)
         if sharded:
             items = accelerator.gather_for_metrics(items, use_gather_object=True)
         predictions.extend(p for p, _ in items)

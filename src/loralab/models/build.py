@@ -19,8 +19,10 @@ from transformers.pytorch_utils import Conv1D
 
 from loralab.config import Config, LoraConfig
 from loralab.errors import ConfigError
+from loralab.models.allocator import return_freed_memory
 from loralab.models.architectures import head_module_names, preset_relative_names, split_layer_name
 from loralab.models.causal import check_quantization, load_causal_model, load_causal_tokenizer
+from loralab.models.memory import apply_checkpointing
 from loralab.models.placement import Placement
 from loralab.models.sources import model_load_error, resolve_model_source
 from loralab.models.tokenizer import load_tokenizer
@@ -35,6 +37,7 @@ class BuiltModel:
     modules_to_save: list[str]
     unfrozen_layers: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    memory: dict[str, Any] | None = None  # causal LMs: the gradient checkpointing choice
 
 
 def load_base_model(config: Config, auto_class: str, head: dict[str, Any],
@@ -274,7 +277,19 @@ def build_causal_model(config: Config, placement: Placement | None = None) -> Bu
     check_rank(base, targets, config.lora.r)
     model = get_peft_model(base, peft_lora_config(config, "CAUSAL_LM", targets))
     model.peft_config["default"].base_model_name_or_path = config.model.name
-    return BuiltModel(model, tokenizer, model_type, targets, [], [], notes)
+    memory = checkpointing(model, config, notes)
+    return BuiltModel(model, tokenizer, model_type, targets, [], [], notes, memory)
+
+
+def checkpointing(model: PeftModel, config: Config, notes: list[str]) -> dict[str, Any]:
+    """Gradient checkpointing as training.gradient_checkpointing chooses; the choice is noted
+    and returned for metrics.json."""
+    device = next(model.parameters()).device
+    if device.type == "cpu":
+        return_freed_memory()  # RSS follows the live tensors (loralab.models.allocator)
+    choice = apply_checkpointing(model, config, device)
+    notes.append(choice.note(config.training.batch_size, config.model.max_length))
+    return choice.record()
 
 
 def build_causal_adapters(named: list[tuple[str, Config]],
@@ -305,5 +320,9 @@ def build_causal_adapters(named: list[tuple[str, Config]],
     for name, config, _, _ in plans:
         model.peft_config[name].base_model_name_or_path = config.model.name
     model.set_adapter(plans[0][0])
-    return [BuiltModel(model, tokenizer, model_type, targets, [], [], notes)
+    shared: list[str] = []
+    largest = max((config for _, config in named),
+                  key=lambda c: c.training.batch_size * c.model.max_length)
+    memory = checkpointing(model, largest, shared)
+    return [BuiltModel(model, tokenizer, model_type, targets, [], [], notes + shared, memory)
             for _, _, targets, notes in plans]

@@ -6,7 +6,9 @@
 
 A GGUF file is de-quantised to full precision when it loads (transformers' GGUF reader); its
 rounding stays baked into the weights. QLoRA needs CUDA: the config is refused on a machine
-without it before any weight is read.
+without it before any weight is read. Attention is transformers' default, SDPA for every
+architecture that supports it (eager otherwise); gradient checkpointing is chosen after the
+adapter is added (loralab.models.memory).
 """
 
 from __future__ import annotations
@@ -110,8 +112,6 @@ def load_causal_model(config: Config, name: str | None = None,
     if config.model.quantization:
         from peft import prepare_model_for_kbit_training
 
-        return prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
-    if config.training.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-        model.enable_input_require_grads()
+        # checkpointing is chosen once the adapter is on (loralab.models.memory)
+        return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     return model.to(placement.device)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,15 @@ from loralab.data.spec import RecordSpec
 from loralab.errors import ConfigError, UserError
 from loralab.models.build import BuiltModel
 from loralab.models.placement import Placement
+
+
+@dataclass
+class TrainingOutput:
+    """One training forward pass: the loss to run backward on, its named terms to log (none
+    for a single-term loss), and the scores the task's `correct` reads (an encoder's logits)."""
+    loss: torch.Tensor
+    parts: dict[str, torch.Tensor]
+    scores: torch.Tensor
 
 
 class Task(ABC):
@@ -115,9 +125,19 @@ class Task(ABC):
         """Mean task loss of a batch."""
 
     @abstractmethod
-    def correct(self, logits: torch.Tensor, labels: torch.Tensor,
+    def correct(self, scores: torch.Tensor, labels: torch.Tensor,
                 tolerance: float) -> torch.Tensor:
-        """Bool tensor [batch]: the example is already predicted correctly."""
+        """Bool tensor [batch]: the example is already predicted correctly (`scores`: those of
+        training_forward, an encoder's logits)."""
+
+    def training_forward(self, model: torch.nn.Module, unwrapped: torch.nn.Module,
+                         batch: dict[str, torch.Tensor],
+                         labels: torch.Tensor) -> TrainingOutput:
+        """The training forward pass of a micro-batch (`model` may be a DDP wrapper,
+        `unwrapped` is the model inside it): by default the logits, then training_loss."""
+        logits = model(**batch, **self.model_kwargs).logits
+        loss, parts = self.training_loss(unwrapped, batch, logits, labels)
+        return TrainingOutput(loss, parts, logits)
 
     def training_loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor],
                       logits: torch.Tensor, labels: torch.Tensor
@@ -133,6 +153,13 @@ class Task(ABC):
     @abstractmethod
     def gather(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[Any]:
         """Per-example predictions (label ids, values or word-level tag ids) from a batch."""
+
+    def evaluation_items(self, model: torch.nn.Module, batch: dict[str, torch.Tensor],
+                         labels: torch.Tensor) -> list[tuple[Any, float]]:
+        """(prediction, loss) of each example of a batch, without gradients (evaluate())."""
+        logits = model(**batch, **self.model_kwargs).logits
+        return list(zip(self.gather(logits, {**batch, "labels": labels}),
+                        self.example_losses(logits, labels)))
 
     def example_losses(self, logits: torch.Tensor, labels: torch.Tensor) -> list[float]:
         """Each example's loss (their mean over a batch is `loss` for one-term losses)."""

@@ -6,6 +6,10 @@ Training loss is a weighted sum of terms (training.loss), each logged on its own
     kd          KL divergence to a teacher's token distribution at temperature T (scaled by
                 T^2): the base model itself with the adapter switched off (no second copy in
                 memory), or a named teacher model
+Training and evaluation never compute logits for positions that carry no loss: the model's
+final hidden states are captured before lm_head (loralab.models.head), and only response
+positions go through it, a chunk at a time (loralab.tasks.response_loss). `training_loss` and
+`loss` (full logits in, the same numbers out) remain the reference the tests compare with.
 Evaluation reports the response-token loss and perplexity; with eval.generate the dataset's
 metric suites (data.metrics) score generated answers (see loralab.evaluation.generation).
 """
@@ -27,9 +31,18 @@ from loralab.models.adapter_io import attach_adapter, attach_adapters
 from loralab.models.build import BuiltModel, build_causal_adapters, build_causal_model
 from loralab.models.causal import load_causal_model, load_causal_tokenizer
 from loralab.models.generate import Decoding, generate_texts
+from loralab.models.head import OutputHead, head_inputs
 from loralab.models.placement import Placement
 from loralab.models.tokenizer import folder_has_tokenizer, load_tokenizer
-from loralab.tasks.base import Task
+from loralab.tasks.base import Task, TrainingOutput
+from loralab.tasks.response_loss import (
+    Teacher,
+    first_k_mask,
+    position_terms,
+    response_loss,
+    response_nll,
+    response_positions,
+)
 from loralab.tasks.sft_format import IGNORE, PromptFormat, encode_sft, pack, template_fields
 
 
@@ -81,15 +94,6 @@ def token_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     if mask.any():
         nll[mask] = F.cross_entropy(logits[mask].float(), labels[mask], reduction="none")
     return nll
-
-
-def first_k_mask(labels: torch.Tensor, k: int) -> torch.Tensor:
-    """True on the first k response tokens of each example (of each packed segment too)."""
-    response = labels != IGNORE
-    starts = response & ~F.pad(response, (1, 0))[:, :-1]
-    seen = torch.cumsum(response.long(), dim=1)           # response tokens so far, inclusive
-    offset = torch.cummax(starts.long() * (seen - 1), dim=1).values
-    return response & (seen - 1 - offset < k)
 
 
 def kd_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor,
@@ -185,6 +189,48 @@ class CausalLMTask(Task):
             self.teacher = teacher.requires_grad_(False).eval()
 
     # ------------------------------------------------------------------ losses
+    def training_forward(self, model, unwrapped, batch, labels) -> TrainingOutput:
+        """training.loss over the response positions, lm_head a chunk at a time; `scores`
+        [batch, seq-1]: the top prediction is right (True where there is no loss)."""
+        targets, positions = response_positions(labels)
+        with head_inputs(unwrapped) as captured:
+            model(**batch, **self.model_kwargs)
+        terms = position_terms(self.config.training.loss, labels, positions)
+        teacher = None
+        if any(t.measure == "kl" for t in terms):
+            teacher = self.response_teacher(unwrapped, batch, positions)
+        result = response_loss(captured.hidden[:, :-1][positions], targets,
+                               OutputHead.of(unwrapped), terms, teacher)
+        scores = ~positions
+        scores[positions] = result.hits
+        parts = result.values if len(result.values) > 1 or "ce" not in result.values else {}
+        return TrainingOutput(result.total, parts, scores)
+
+    @torch.no_grad()
+    def response_teacher(self, unwrapped, batch, positions) -> Teacher:
+        """The KD teacher's hidden states at the response positions, and its head: the named
+        teacher, or the model itself with its adapter switched off."""
+        if self.teacher is not None:
+            with head_inputs(self.teacher) as captured:
+                self.teacher(**batch, **self.model_kwargs)
+            head = OutputHead.of(self.teacher)
+        else:
+            with unwrapped.disable_adapter(), head_inputs(unwrapped) as captured:
+                unwrapped(**batch, **self.model_kwargs)
+            head = OutputHead.of(unwrapped, base=True)
+        return Teacher(captured.hidden[:, :-1][positions], head)
+
+    def evaluation_items(self, model, batch, labels):
+        """((summed response-token NLL, response tokens), mean NLL) per example."""
+        targets, positions = response_positions(labels)
+        with head_inputs(model) as captured:
+            model(**batch, **self.model_kwargs)
+        nll = response_nll(captured.hidden[:, :-1][positions], targets, OutputHead.of(model))
+        rows = positions.nonzero()[:, 0]
+        sums = torch.zeros(labels.shape[0], device=nll.device).index_add_(0, rows, nll)
+        counts = positions.sum(dim=1)
+        return [((s, c), s / max(c, 1)) for s, c in zip(sums.tolist(), counts.tolist())]
+
     def loss(self, logits, labels):
         nll = token_nll(logits, labels)
         count = (shifted(logits, labels)[1] != IGNORE).sum().clamp(min=1)
@@ -219,11 +265,9 @@ class CausalLMTask(Task):
         with model.disable_adapter():
             return model(**batch, **self.model_kwargs).logits
 
-    def correct(self, logits, labels, tolerance):
-        """Every response token is the model's top prediction."""
-        logits, labels = shifted(logits, labels)
-        mask = labels != IGNORE
-        return ((logits.argmax(-1) == labels) | ~mask).all(dim=-1)
+    def correct(self, scores, labels, tolerance):
+        """Every response token is the model's top prediction (scores of training_forward)."""
+        return scores.all(dim=-1)
 
     # ------------------------------------------------------------------ evaluation
     def gather(self, logits, batch):

@@ -147,11 +147,11 @@ class TrainingRecipe:
         gold = batch.pop("labels")
         self.variant.begin_step(batch)
         with self.accelerator.autocast():
-            logits = self.model(**batch, **self.task.model_kwargs).logits
-            loss, parts = self.task.training_loss(self.raw_model, batch, logits, gold)
-        reg = self.variant.extra_loss(self.task, logits, gold).to(loss.device)
-        self.accelerator.backward((loss + reg) / self.cfg.gradient_accumulation_steps)
-        return float(loss.detach()), float(reg.detach()), {k: float(v) for k, v in parts.items()}
+            out = self.task.training_forward(self.model, self.raw_model, batch, gold)
+        reg = self.variant.extra_loss(self.task, out.scores, gold).to(out.loss.device)
+        self.accelerator.backward((out.loss + reg) / self.cfg.gradient_accumulation_steps)
+        return (float(out.loss.detach()), float(reg.detach()),
+                {k: float(v) for k, v in out.parts.items()})
 
     def _optimizer_step(self) -> float | None:
         grad_norm = None

@@ -55,6 +55,7 @@ def run_metrics(config: Config, state: TrainState, built: BuiltModel, *, epochs:
         "trainable_parameters": trainable,
         "total_parameters": total,
         "peak_memory_mb": peak_memory_mb(),
+        "gradient_checkpointing": built.memory,
         "target_modules": len(built.target_modules),
         "adapted_layers": adapted_layer_count(built.target_modules),
         "resumed_from_step": state.resumed_from_step,
