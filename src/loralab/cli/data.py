@@ -13,6 +13,32 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
     return synth_data(args.kind, args.out, args.n, args.seed, args.eval_fraction)
 
 
+def cmd_data_slots(args: argparse.Namespace) -> int:
+    from loralab.commands.data import slots_data
+
+    columns = {"tokens": args.tokens, "tags": args.tags, "intent": args.intent,
+               "text": args.text, "spans": args.spans}
+    return slots_data(args.kind, args.train, args.validation, args.out, columns)
+
+
+def add_slots(data_sub: argparse._SubParsersAction) -> None:
+    p = data_sub.add_parser("slots", help="an intent + slot dataset (SNIPS segments, BIO "
+                                          "tags or character spans) as JSON extraction")
+    p.add_argument("kind", choices=["segments", "bio", "spans"],
+                   help="segments: SNIPS-style JSON {Intent: [{data: [{text, entity}]}]}; "
+                        "bio: rows with tokens, BIO tags and an intent; spans: rows with "
+                        "text, intent and character spans")
+    p.add_argument("--train", required=True, help="file or glob pattern of training files")
+    p.add_argument("--validation", required=True, help="file or glob pattern: eval.jsonl")
+    p.add_argument("--out", required=True, help="folder for train.jsonl, eval.jsonl, "
+                                                "schema.json")
+    for name, default in (("tokens", "tokens"), ("tags", "tags"), ("intent", "intent"),
+                          ("text", "text"), ("spans", "spans")):
+        p.add_argument(f"--{name}", default=default,
+                       help=f"the {name} column of bio / spans rows (default {default})")
+    p.set_defaults(func=cmd_data_slots)
+
+
 def cmd_data_export(args: argparse.Namespace) -> int:
     from loralab.commands.data import run_data_export
 
@@ -35,6 +61,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                                     "schema.json")
     synth.set_defaults(func=cmd_data_synth)
 
+    add_slots(data_sub)
     p = data_sub.add_parser("export", help="write the resolved splits of a config (every "
                                            "adapter's) as JSONL")
     p.add_argument("config", help="YAML config file, or FILE:KEY (a section, e.g. "

@@ -49,6 +49,36 @@ def synth_data(kind: str, out: str, n: int, seed: int, eval_fraction: float) -> 
     return 0
 
 
+def slots_data(kind: str, train: str, validation: str, out: str,
+               columns: dict[str, str]) -> int:
+    """`loralab data slots KIND`: an intent + slot dataset as JSON extraction (train.jsonl,
+    eval.jsonl, schema.json under `out`; see loralab.data.slots)."""
+    from loralab.atomic import atomic_write_json, atomic_write_text
+    from loralab.data.paths import expand_paths
+    from loralab.data.slots import (
+        catalogue,
+        check_intents,
+        extraction_rows,
+        read_utterances,
+        slot_schema,
+    )
+
+    train_utts = read_utterances(expand_paths(train, "--train"), kind, columns)
+    eval_utts = read_utterances(expand_paths(validation, "--validation"), kind, columns)
+    check_intents(train_utts, eval_utts, "validation")
+    intents = catalogue(train_utts)
+    folder = Path(out)
+    atomic_write_text(folder / "train.jsonl", exported_rows(
+        extraction_rows(train_utts, intents, "train")))
+    atomic_write_text(folder / "eval.jsonl", exported_rows(
+        extraction_rows(eval_utts, intents, "eval")))
+    atomic_write_json(folder / "schema.json", slot_schema(train_utts))
+    slots = sum(len(s) for s in intents.values())
+    print(f"wrote {len(train_utts)} train + {len(eval_utts)} eval utterances over "
+          f"{len(intents)} intents and {slots} intent slots, and schema.json -> {out}")
+    return 0
+
+
 def run_data_export(config_path: str, overrides: list[str], out: str, *,
                     set_from: list[str] | None = None, data: str | None = None,
                     raw: bool = False) -> int:
