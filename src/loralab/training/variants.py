@@ -6,7 +6,8 @@ it holds (the shape of PEFT's `LoraVariant`):
     variant.notes()                          # notes for the run (keys it ignores)
     variant.attach(model)                    # after the model is built: hooks, if any
     variant.begin_step(batch)                # before each training forward pass
-    variant.extra_loss(task, logits, gold)   # a term added to the task's loss (0 if none)
+    variant.extra_loss(task, scores, gold)   # a term added to the task's loss (0 if none);
+                                             # scores: the task's training_forward scores
     variant.detach()                         # before the adapter is saved: hooks removed
 
 The adapter of every variant saves and reloads as plain LoRA. A new variant (a DoRA-style
