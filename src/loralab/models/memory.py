@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from loralab.config import Config
+from loralab.errors import ConfigError
 from loralab.models.head import head_inputs
 from loralab.models.placement import mixed_precision
 
@@ -153,6 +154,12 @@ def apply_checkpointing(model: torch.nn.Module, config: Config,
     free = free_memory(device) if setting == "auto" else None
     budget = free * BUDGET_SHARE.get(device.type, 0.125) if free is not None else None
     every = choose(setting, total, layers, layer_input, budget)
+    if every is not None and not base.supports_gradient_checkpointing:
+        if setting is True:
+            raise ConfigError(f"training.gradient_checkpointing=true: {type(base).__name__} "
+                              "does not support gradient checkpointing; set it to auto or "
+                              "false")
+        every = None  # auto: this architecture cannot, so it trains without
     if every is not None:
         base.activation_checkpointing_enable(
             activation_checkpointing_kwargs={"use_reentrant": False}, every_n_layers=every)
