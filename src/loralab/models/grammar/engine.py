@@ -121,6 +121,7 @@ def mask_words(vocab_size: int) -> torch.Tensor:
 
 
 def fill_mask(matcher: Any, words: torch.Tensor) -> None:
-    from llguidance.torch import fill_next_token_bitmask
-
-    fill_next_token_bitmask(matcher, words, 0)
+    """What llguidance.torch.fill_next_token_bitmask does, without importing that module
+    (it compiles a kernel with torch.compile on import, which loads TorchDynamo: seconds)."""
+    row = words[0]
+    matcher.unsafe_compute_mask_ptr(row.data_ptr(), row.numel() * row.element_size())
