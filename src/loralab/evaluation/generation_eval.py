@@ -66,15 +66,14 @@ def generation_metrics(model: torch.nn.Module, tokenizer: Any, task: Task,
                        desc: str = "generate") -> tuple[dict[str, float], list[dict[str, Any]]]:
     """(metrics of every suite in data.metrics, per-example prompt / generated / gold).
 
-    `truncated` counts the answers that max_new_tokens cut off (with eval.constrain: before
-    the grammar's document was complete); such an answer is scored as it is, an invalid one.
+    `truncated` counts the answers that max_new_tokens cut off (with eval.constrain: those
+    whose document was not complete yet); such an answer is scored as it is, an invalid one.
     """
     prompts, generations = task.answer(model, tokenizer, records, config, progress=progress,
                                        desc=desc)
     texts = [g.text for g in generations]
-    metrics: dict[str, float] = {"generated": float(len(texts)),
-                                 "truncated": float(sum(g.finish == "length"
-                                                        for g in generations))}
+    truncated = sum(g.finish == "length" and g.complete is not True for g in generations)
+    metrics: dict[str, float] = {"generated": float(len(texts)), "truncated": float(truncated)}
     details = [{"_src": r.get("_src"), "prompt": p, "generated": g.text, "finish": g.finish,
                 **({} if g.complete is None else {"complete": g.complete}),
                 "gold": task.gold_text(r)}
