@@ -143,9 +143,11 @@ def generate_batch(model: torch.nn.Module, tokenizer: Any, prompts: list[str],
 def finished(tokenizer: Any, tokens: list[int], decoding: Decoding, row: Any) -> Generation:
     """A row's text (cut at EOS and, for a free row, at its first stop string) and why it
     ended."""
-    eos = tokenizer.eos_token_id
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     ended = eos in tokens
     kept = tokens[:tokens.index(eos)] if ended else tokens
+    while kept and kept[-1] == pad:  # a row stopped early (a stop string) is padded
+        kept = kept[:-1]
     text = tokenizer.decode(kept, skip_special_tokens=True)
     finish = "eos" if ended else "length"
     if row is None:

@@ -14,19 +14,23 @@ cannot continue, EOS is the only token left.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
 
 from loralab.models.grammar.engine import fill_mask, mask_words, new_matcher
 
-BITS = torch.arange(32, dtype=torch.int32)
+
+@functools.lru_cache(maxsize=8)
+def bit_positions(device: torch.device) -> torch.Tensor:
+    return torch.arange(32, dtype=torch.int32, device=device)
 
 
 def allowed_tokens(words: torch.Tensor, width: int) -> torch.Tensor:
     """A bool vector of `width` from a row's int32 bitmask; tokens past the mask are not
     allowed (a model's logits may be wider than its tokenizer's vocabulary)."""
-    bits = words.unsqueeze(-1).bitwise_right_shift(BITS.to(words.device)).bitwise_and(1)
+    bits = words.unsqueeze(-1).bitwise_right_shift(bit_positions(words.device)).bitwise_and(1)
     allowed = bits.bool().flatten()
     if allowed.numel() < width:
         allowed = torch.cat([allowed, allowed.new_zeros(width - allowed.numel())])
