@@ -14,27 +14,40 @@ cannot continue, EOS is the only token left.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
+import numpy as np
 import torch
 
 from loralab.models.grammar.engine import fill_mask, mask_words, new_matcher
 
+# -inf for a forbidden token (bit 0), 0 for an allowed one (bit 1), per logits dtype
+PENALTIES = {dtype: np.array([-np.inf, 0.0], dtype=np.dtype(str(dtype).split(".")[-1]))
+             for dtype in (torch.float32, torch.float16, torch.float64)}
 
-@functools.lru_cache(maxsize=8)
-def bit_positions(device: torch.device) -> torch.Tensor:
-    return torch.arange(32, dtype=torch.int32, device=device)
+
+def allowed_bits(words: torch.Tensor, width: int) -> np.ndarray:
+    """A uint8 vector of `width`, 1 where a row's int32 bitmask (bit i of word i // 32)
+    allows the token; tokens past the mask are not allowed (a model's logits may be wider
+    than its tokenizer's vocabulary)."""
+    bits = np.unpackbits(words.numpy().astype("<i4", copy=False).view(np.uint8),
+                         bitorder="little")
+    if bits.size < width:
+        return np.concatenate([bits, np.zeros(width - bits.size, dtype=np.uint8)])
+    return bits[:width]
 
 
-def allowed_tokens(words: torch.Tensor, width: int) -> torch.Tensor:
-    """A bool vector of `width` from a row's int32 bitmask; tokens past the mask are not
-    allowed (a model's logits may be wider than its tokenizer's vocabulary)."""
-    bits = words.unsqueeze(-1).bitwise_right_shift(bit_positions(words.device)).bitwise_and(1)
-    allowed = bits.bool().flatten()
-    if allowed.numel() < width:
-        allowed = torch.cat([allowed, allowed.new_zeros(width - allowed.numel())])
-    return allowed[:width]
+def apply_bits(logits: torch.Tensor, bits: np.ndarray) -> None:
+    """-inf where a token is not allowed, in place. CPU logits get a penalty vector added
+    through numpy, on one thread (torch would split this small per-row op over its intra-op
+    threads, which stalls when the cores are busy); other devices and dtypes: masked_fill."""
+    penalty = PENALTIES.get(logits.dtype)
+    if logits.device.type == "cpu" and penalty is not None and not logits.requires_grad:
+        values = logits.numpy()
+        np.add(values, np.take(penalty, bits), out=values)
+    else:
+        forbidden = torch.from_numpy(bits == 0).to(logits.device)
+        logits.masked_fill_(forbidden, float("-inf"))
 
 
 class Grammar:
@@ -65,10 +78,11 @@ class GrammarConstraint:
     def mask(self, logits: torch.Tensor) -> None:
         """In place on one row's next-token logits [vocab]: -inf where the grammar forbids."""
         fill_mask(self.matcher, self.words)
-        allowed = allowed_tokens(self.words[0].to(logits.device), logits.shape[-1])
-        if not bool(allowed.any()):  # cannot happen in a sound grammar; never all -inf
-            allowed[self.eos_token_id] = True
-        logits.masked_fill_(~allowed, float("-inf"))
+        bits = allowed_bits(self.words[0], logits.shape[-1])
+        if not bits.any():  # cannot happen in a sound grammar; never all -inf
+            bits = bits.copy()
+            bits[self.eos_token_id] = 1
+        apply_bits(logits, bits)
 
     def advance(self, token_id: int) -> None:
         """The row produced `token_id`; a forbidden one leaves the row in error (it ends)."""
