@@ -20,7 +20,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from loralab.commands.predict import run_predict
 
     return run_predict(args.adapter, args.text, args.text_pair, args.file, args.batch_size,
-                       adapter_name=args.adapter_name)
+                       adapter_name=args.adapter_name, constrain=args.constrain,
+                       schema=args.schema)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -66,4 +67,11 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--file", help="JSONL/CSV/TSV with a text column (and text_pair), "
                                   "or a .txt file with one text per line")
     p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--constrain", choices=["json", "json_schema", "none"],
+                   help="causal adapters: every answer a JSON object (json) or one that "
+                        "follows the JSON Schema of --schema / data.schema_file (json_schema); "
+                        "default: the adapter's eval.constrain")
+    p.add_argument("--schema", metavar="FILE",
+                   help="a JSON Schema file answers must follow (implies --constrain "
+                        "json_schema)")
     p.set_defaults(func=cmd_predict)

@@ -53,6 +53,7 @@ def run_eval(adapter_path: str | None, config_path: str | None, overrides: list[
     """Score an adapter (or with --model a base model alone) on a split of its data."""
     from loralab.evaluation.eval_run import run_eval as evaluate_split
     from loralab.tasks import load_adapter, load_base
+    from loralab.tasks.loading import read_adapter_metadata
 
     if adapter_name or all_adapters:
         if base_model:
@@ -73,13 +74,15 @@ def run_eval(adapter_path: str | None, config_path: str | None, overrides: list[
         if not config_path:
             raise UserError("--model needs --config: the config whose data, prompt format and "
                             "metrics to use")
-        loaded = load_base(load_config(config_path, [*overrides, f"model.name={base_model}"],
-                                       set_from=set_from))
-        config, source = loaded.config, {"base_model": base_model, "split": split}
+        config = check_constraint(load_config(
+            config_path, [*overrides, f"model.name={base_model}"], set_from=set_from))
+        loaded = load_base(config)
+        source = {"base_model": base_model, "split": split}
     else:
         refuse_adapter_set(adapter_path)
-        loaded = load_adapter(adapter_path)
-        config = eval_config(loaded.config, config_path, overrides, set_from)
+        stored, _, _ = read_adapter_metadata(adapter_path)
+        config = check_constraint(eval_config(stored, config_path, overrides, set_from))
+        loaded = load_adapter(adapter_path, config)
         source = {"adapter": str(Path(adapter_path).resolve()), "split": split}
         if baseline and not loaded.task.base_model_answers:
             raise UserError(f"--baseline compares an adapter with its base model answering "
@@ -111,6 +114,14 @@ def eval_records(config, split: str, task) -> list[dict[str, Any]]:
         raise UserError(f"the {split!r} split has no labels to evaluate against; use "
                         "`loralab predict` for unlabelled data")
     return records
+
+
+def check_constraint(config: Any) -> Any:
+    """eval.constrain's schema file and grammar engine, checked before any model loads."""
+    from loralab.models.grammar import constraint_spec
+
+    constraint_spec(config)
+    return config
 
 
 def refuse_adapter_set(path: str) -> None:
@@ -169,7 +180,7 @@ def run_eval_set(path: str | None, config_path: str | None, overrides: list[str]
     plans = []
     for name in names:  # every adapter's config and records before the first evaluation
         loaded = adapters.adapters[name]
-        config = eval_config(loaded.config, config_path, overrides, set_from)
+        config = check_constraint(eval_config(loaded.config, config_path, overrides, set_from))
         loaded.task.configure(config)
         plans.append((name, loaded, config, eval_records(config, split, loaded.task)))
         check_judge(config)

@@ -57,20 +57,44 @@ def predict_records(loaded: LoadedAdapter, records: list[dict],
                                    loaded.labels, batch_size)
 
 
+def constrained_config(config: Any, constrain: str | None, schema: str | None) -> Any:
+    """The adapter's config with --constrain / --schema on top (--schema alone means
+    json_schema), checked: schema file and grammar engine, before any model loads."""
+    from loralab.config import validate_config
+    from loralab.models.grammar import constraint_spec
+
+    if constrain is None and schema is None:
+        return config
+    raw = config.model_dump(mode="json")
+    if schema is not None:
+        raw["data"]["schema_file"] = str(Path(schema).resolve())
+    raw["eval"]["constrain"] = constrain or "json_schema"
+    config = validate_config(raw)
+    constraint_spec(config)
+    return config
+
+
 def run_predict(adapter_path: str, texts: list[str], pairs: list[str], file: str | None,
-                batch_size: int, *, adapter_name: str | None = None) -> int:
+                batch_size: int, *, adapter_name: str | None = None,
+                constrain: str | None = None, schema: str | None = None) -> int:
+    """`constrain` (json | json_schema | none) and `schema` (a JSON Schema file) replace the
+    adapter's eval.constrain / data.schema_file for causal adapters."""
     from loralab.commands.evaluate import refuse_adapter_set, selected_names
     from loralab.export.folders import is_model_export, load_export
     from loralab.tasks import load_adapter, load_adapter_set
+    from loralab.tasks.loading import read_adapter_metadata
 
     if adapter_name:
         selected_names(adapter_path, adapter_name, False)
         loaded = load_adapter_set(adapter_path).use(adapter_name)
+        loaded.config = constrained_config(loaded.config, constrain, schema)
     elif is_model_export(Path(adapter_path)):  # "test mode" of a merged or ONNX artefact
         loaded = load_export(Path(adapter_path))
+        loaded.config = constrained_config(loaded.config, constrain, schema)
     else:
         refuse_adapter_set(adapter_path)
-        loaded = load_adapter(adapter_path)
+        stored, _, _ = read_adapter_metadata(adapter_path)
+        loaded = load_adapter(adapter_path, constrained_config(stored, constrain, schema))
     records = read_inputs(texts, pairs, file, loaded.task)
     for line in predict_records(loaded, records, batch_size):
         print(json.dumps(line, ensure_ascii=False))

@@ -23,7 +23,7 @@ from loralab.config.sections import (
 
 CAUSAL_ONLY = {"data.prompt_template", "data.response_template", "data.chat_template",
                "data.system_prompt", "data.packing", "data.metrics", "data.schema_file",
-               "model.gguf_file", "model.quantization", "eval.generate"}
+               "model.gguf_file", "model.quantization", "eval.generate", "eval.constrain"}
 
 
 class Config(Section):
@@ -64,6 +64,10 @@ class Config(Section):
                 raise ValueError("eval.generate needs data.metrics: the suites to score the "
                                  "generated answers with (json, qa, multiple_choice, code, "
                                  "text)")
+            if self.eval.constrain == "json_schema" and not self.data.schema_file:
+                raise ValueError("eval.constrain=json_schema needs data.schema_file: the JSON "
+                                 "Schema every generated answer must follow (or "
+                                 "eval.constrain=json for any JSON object)")
             return self
         for key in sorted(CAUSAL_ONLY):
             section, _, leaf = key.partition(".")

@@ -192,8 +192,12 @@ class DataConfig(Section):
 
 
 class EvalConfig(Section):
-    """Generation-based evaluation of causal LMs (decoding and which examples)."""
+    """Generation-based evaluation of causal LMs (decoding and which examples). `constrain`
+    holds every generated answer to a grammar: `json` any JSON object, `json_schema` the
+    schema of data.schema_file (null / `none`: free text) — for `loralab eval` (base model
+    and adapter alike), `loralab predict` and eval.generate while training."""
     generate: bool = False
+    constrain: Literal["json", "json_schema"] | None = None
     max_samples: int | None = Field(default=64, ge=1)
     max_new_tokens: int = Field(default=128, ge=1)
     do_sample: bool = False
@@ -202,5 +206,10 @@ class EvalConfig(Section):
     stop: list[str] = Field(default_factory=list)
     batch_size: int = Field(default=16, ge=1)
     code_timeout: float = Field(default=10.0, gt=0)
+
+    @field_validator("constrain", mode="before")
+    @classmethod
+    def _none_means_free(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and value.lower() == "none" else value
 
 

@@ -9,14 +9,13 @@ the response text.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from loralab.config import Config
-from loralab.errors import DataError
 from loralab.evaluation.generation import evaluate_generation
+from loralab.models.grammar import load_schema_file
 from loralab.tasks import Task
 from loralab.tasks.labels import row_error
 
@@ -55,12 +54,7 @@ def reference(suite: str, record: dict[str, Any], task: Task) -> dict[str, Any]:
 
 def suite_options(suite: str, config: Config) -> dict[str, Any]:
     if suite == "json" and config.data.schema_file:
-        path = Path(config.data.schema_file)
-        try:
-            return {"schema": json.loads(path.read_text(encoding="utf-8"))}
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DataError(f"data.schema_file: cannot read a JSON schema: {exc}",
-                            file=str(path)) from None
+        return {"schema": load_schema_file(config.data.schema_file)}
     if suite == "code":
         return {"timeout_s": config.eval.code_timeout}
     return {}
@@ -70,12 +64,20 @@ def generation_metrics(model: torch.nn.Module, tokenizer: Any, task: Task,
                        records: list[dict[str, Any]], config: Config, *,
                        progress: bool = False,
                        desc: str = "generate") -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """(metrics of every suite in data.metrics, per-example prompt / generated / gold)."""
-    prompts, texts = task.answer(model, tokenizer, records, config, progress=progress,
-                                 desc=desc)
-    metrics: dict[str, float] = {"generated": float(len(texts))}
-    details = [{"_src": r.get("_src"), "prompt": p, "generated": t, "gold": task.gold_text(r)}
-               for r, p, t in zip(records, prompts, texts)]
+    """(metrics of every suite in data.metrics, per-example prompt / generated / gold).
+
+    `truncated` counts the answers that max_new_tokens cut off (with eval.constrain: those
+    whose document was not complete yet); such an answer is scored as it is, an invalid one.
+    """
+    prompts, generations = task.answer(model, tokenizer, records, config, progress=progress,
+                                       desc=desc)
+    texts = [g.text for g in generations]
+    truncated = sum(g.finish == "length" and g.complete is not True for g in generations)
+    metrics: dict[str, float] = {"generated": float(len(texts)), "truncated": float(truncated)}
+    details = [{"_src": r.get("_src"), "prompt": p, "generated": g.text, "finish": g.finish,
+                **({} if g.complete is None else {"complete": g.complete}),
+                "gold": task.gold_text(r)}
+               for r, p, g in zip(records, prompts, generations)]
     for suite in config.data.metrics:
         refs = [reference(suite, r, task) for r in records]
         result = evaluate_generation(suite, texts, refs, **suite_options(suite, config))

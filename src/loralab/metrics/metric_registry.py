@@ -69,6 +69,8 @@ _METRICS = (
     _m("perplexity", "perplexity", False, LM),
     _m("response_tokens", "response tokens", None, LM),
     _m("generated", "generated answers", None, LM),
+    _m("truncated", "answers cut at max_new_tokens", None, LM,
+       description="with eval.constrain: cut before the grammar's document was complete"),
     # generation suites (data.metrics)
     _m("valid_json", "valid JSON", True, "suite:json"),
     _m("schema_compliance", "schema compliance", True, "suite:json"),

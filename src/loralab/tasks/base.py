@@ -31,6 +31,7 @@ from loralab.config import Config
 from loralab.data.spec import RecordSpec
 from loralab.errors import ConfigError, UserError
 from loralab.models.build import BuiltModel
+from loralab.models.generate import Generation
 from loralab.models.placement import Placement
 
 
@@ -221,8 +222,9 @@ class Task(ABC):
 
     def answer(self, model: torch.nn.Module, tokenizer: Any, records: list[dict[str, Any]],
                config: Config, *, progress: bool = False,
-               desc: str = "generate") -> tuple[list[str], list[str]]:
-        """(prompts, generated answers) for generation metrics; generative tasks only."""
+               desc: str = "generate") -> tuple[list[str], list[Generation]]:
+        """(prompts, generated answers: text and how each ended) for generation metrics;
+        generative tasks only."""
         raise ConfigError(f"model.task {self.name} does not generate text; data.metrics and "
                           "eval.generate are for model.task causal_lm")
 

@@ -12,6 +12,8 @@ positions go through it, a chunk at a time (loralab.tasks.response_loss). `train
 `loss` (full logits in, the same numbers out) remain the reference the tests compare with.
 Evaluation reports the response-token loss and perplexity; with eval.generate the dataset's
 metric suites (data.metrics) score generated answers (see loralab.evaluation.generation).
+With eval.constrain every generated answer (eval, predict, eval.generate) follows a grammar:
+any JSON object, or the JSON Schema of data.schema_file (loralab.models.grammar).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from loralab.metrics.metric_registry import metrics_of
 from loralab.models.adapter_io import attach_adapter, attach_adapters
 from loralab.models.build import BuiltModel, build_causal_adapters, build_causal_model
 from loralab.models.causal import load_causal_model, load_causal_tokenizer
-from loralab.models.generate import Decoding, generate_texts
+from loralab.models.generate import Decoding, Generation, generate
+from loralab.models.grammar import constraint_spec
 from loralab.models.head import OutputHead, head_inputs
 from loralab.models.placement import Placement
 from loralab.models.tokenizer import folder_has_tokenizer, load_tokenizer
@@ -180,7 +183,10 @@ class CausalLMTask(Task):
         return config.lora.enabled  # the no-LoRA baseline is the base model, evaluated
 
     def prepare_training(self, config: Config, placement: Placement) -> None:
-        """A named KD teacher (training.loss kd with teacher:), frozen, in eval mode."""
+        """A named KD teacher (training.loss kd with teacher:), frozen, in eval mode; the
+        constraint of eval.generate's answers checked before the run folder is written."""
+        if config.eval.generate:
+            constraint_spec(config)
         names = {t.teacher for t in config.training.loss if t.type == "kd" and t.teacher}
         if len(names) > 1:
             raise UserError("training.loss: give at most one kd teacher")
@@ -288,7 +294,7 @@ class CausalLMTask(Task):
     def metric_names(self, config, labels):
         names = ["loss", "perplexity", "response_tokens"]
         if config.eval.generate:
-            names += ["generated", *(m for suite in config.data.metrics
+            names += ["generated", "truncated", *(m for suite in config.data.metrics
                                      for m in metrics_of(f"suite:{suite}"))]
         return names
 
@@ -317,25 +323,32 @@ class CausalLMTask(Task):
             return sorted({f.split(".")[0].split("[")[0] for f in template_fields(template)})
         return ["messages"] if records and "messages" in records[0] else ["prompt"]
 
-    def answer(self, model, tokenizer, records, config, *, progress=False, desc="generate"):
+    def answer(self, model, tokenizer, records, config, *, progress=False,
+               desc="generate") -> tuple[list[str], list[Generation]]:
         prompts = [self.format.prompt(r, tokenizer) for r in records]
-        texts = generate_texts(model, tokenizer, prompts,
+        spec = constraint_spec(config)
+        grammar = spec.compile(tokenizer) if spec is not None else None
+        generations = generate(model, tokenizer, prompts,
                                Decoding.from_config(config.eval, config.training.seed),
+                               constraints=[grammar] * len(prompts),
                                add_special_tokens=not self.format.is_chat(records),
                                progress=progress, desc=desc)
-        return prompts, texts
+        return prompts, generations
 
     def gold_text(self, record):
         return self.format.response(record)
 
     def predict(self, model, tokenizer, records, config, labels, batch_size):
         eval_cfg = config.eval.model_copy(update={"batch_size": batch_size})
-        _, texts = self.answer(model, tokenizer, records, config.model_copy(
+        _, generations = self.answer(model, tokenizer, records, config.model_copy(
             update={"eval": eval_cfg}))
-        for record, text in zip(records, texts):
+        for record, generation in zip(records, generations):
             shown = {k: v for k, v in record.items()
                      if not k.startswith("_") and k != "prompt" and v is not None}
-            yield {**shown, **self.render(text, record, None, labels)}
+            line = {**shown, **self.render(generation.text, record, None, labels)}
+            if generation.complete is not None:  # constrained: False = cut at max_new_tokens
+                line["complete"] = generation.complete
+            yield line
 
     def render(self, output, record, feature, labels):
         return {"generated": output}
