@@ -31,6 +31,7 @@ from loralab.data.spec import RecordSpec
 from loralab.errors import ConfigError, UserError
 from loralab.models.build import BuiltModel
 from loralab.models.placement import Placement
+from loralab.tasks.inputs import check_prediction_inputs
 
 
 class Task(ABC):
@@ -173,12 +174,15 @@ class Task(ABC):
         """The input fields training records carry (saved with the adapter)."""
         return ["text"]
 
+    def accepts_pairs(self, inputs: list[str] | None) -> bool | None:
+        """Whether an adapter trained on the input fields `inputs` needs a second text (True),
+        refuses one (False) or cannot tell (None: not recorded)."""
+        return inputs is not None and "text_pair" in inputs
+
     def check_inputs(self, records: list[dict[str, Any]], inputs: list[str] | None) -> None:
-        """Refuse inputs an adapter trained on `inputs` cannot read (None: not recorded)."""
-        if records and inputs is None:
-            return
-        if not records:
-            raise UserError("no inputs to predict (an empty file or request)")
+        """Refuse inputs an adapter trained on `inputs` cannot read: the one input rule of
+        predict and serve (loralab.tasks.inputs), with this task's pair rule."""
+        check_prediction_inputs(records, self.accepts_pairs(inputs))
 
     @abstractmethod
     def predict(self, model: torch.nn.Module, tokenizer: Any, records: list[dict[str, Any]],
