@@ -37,6 +37,7 @@ from loralab.training.run_lock import (
     busy_message,
     hold_run_lock,
     is_locked,
+    staging_dir,
 )
 
 METRICS_FILE = "metrics.json"
@@ -62,12 +63,16 @@ class RunFolder:
         the new run is written beside it and swapped in only once it has finished, so a
         failure leaves the old run as it was."""
         final = self.path
-        with hold_run_lock(final):
-            if not finished(final):
+        if not finished(final):
+            with hold_run_lock(final):
+                if finished(final):
+                    raise RunFolderBusy(f"{final} was finished by another process meanwhile")
                 yield
                 return
-            staging = final.parent / f".{final.name}.new"
-            shutil.rmtree(staging, ignore_errors=True)  # left by a killed earlier overwrite
+        with hold_run_lock(final, owner_file=False):  # the finished folder stays as it is
+            staging = staging_dir(final)
+            for leftover in (staging, retired_dir(final)):  # of a killed earlier overwrite
+                shutil.rmtree(leftover, ignore_errors=True)
             with hold_run_lock(staging):
                 self.path = staging
                 try:
@@ -158,14 +163,37 @@ def changes_after_divergence(stored: Path, config: Config) -> bool:
     return changed <= RESUME_CHANGES
 
 
+def retired_dir(run_dir: Path) -> Path:
+    return run_dir.parent / f".{run_dir.name}.old"
+
+
 def swap_in(new: Path, old: Path) -> None:
-    """Replace the folder `old` by `new` (two renames; the old one is removed after)."""
+    """Replace the folder `old` by `new`, then remove the old run. One atomic exchange of the
+    two names where the system has it (Linux renameat2), so a kill at any moment leaves `old`
+    holding either run, whole; else two renames."""
     (new / OWNER_FILE).unlink(missing_ok=True)
-    retired = old.parent / f".{old.name}.old"
+    if exchange(new, old):
+        shutil.rmtree(new, ignore_errors=True)   # `new` now names the old run
+        return
+    retired = retired_dir(old)
     shutil.rmtree(retired, ignore_errors=True)
     os.replace(old, retired)
     os.replace(new, old)
     shutil.rmtree(retired, ignore_errors=True)
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap the names of two folders atomically (renameat2 RENAME_EXCHANGE); False where the
+    system or file system cannot."""
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    done = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    return done == 0
 
 
 def adapted_layer_count(target_modules: list[str]) -> int:
