@@ -199,6 +199,12 @@ CASES: list[Case] = [
          files={"dup.yaml": "lora:\n  r: 4\n  alpha: 8\n  r: 8\n"}),
     Case("config/duplicate-key-in-set", train("lora={r: 2, r: 4}"),
          r"--set 'lora=\{r: 2, r: 4\}': the key 'r' appears twice"),
+    # found by tests/test_config_fuzz.py
+    Case("config/inf-shown-as-null", ["config", "show", "--set", "lora.reg_tolerance=.inf"],
+         r"lora\.reg_tolerance: .*finite number"),
+    Case("config/name-with-slash", train("name=a/b"),
+         r"name: 'a/b' cannot be part of a folder name"),
+    Case("config/empty-labels", train("model.labels=[]"), r"model\.labels is empty"),
     # ------------------------------------------------------------------ data
     Case("data/missing-train-file", train("data.train={tmp}/none.jsonl"),
          r"file .*none\.jsonl.*file not found \(set by data\.train\)"),

@@ -2,7 +2,9 @@
 
 The config (schema, ranges, the rules across sections), `model.max_length` against the model's
 position limit (its config.json only, no weights), every split's data file read and checked row
-by row, the label set, `training.metric_for_best` against the task's metrics, and the output
+by row, the label set, every row encoded with the model's tokenizer (undeclared labels, tokens
+and tags that disagree, prompt templates, lengths), `training.metric_for_best` against the
+task's metrics, and the output
 folder (not a file, writable, not finished unless --overwrite, not locked, a resumable
 checkpoint with --resume). It loads no model weights and writes nothing. Checks that need the
 model itself (target modules, the rank against the adapted layers' size, unfreezing depth) run
@@ -53,6 +55,9 @@ def check_data(config: Config) -> str:
     task = get_task(config.model.task, config)
     data = load_data(config.data, task.records)
     labels = task.label_names(data.every_record, config)
+    tokenizer = task.load_tokenizer(config)
+    for records in data.splits.values():  # the checks of encoding: labels, tags, templates
+        task.encode(records, tokenizer, labels, config.model.max_length)
     wanted = config.training.metric_for_best or task.default_metric
     resolve_metric(wanted.split("/")[0], task.metric_names(config, labels),
                    key="training.metric_for_best")

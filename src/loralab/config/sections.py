@@ -39,6 +39,9 @@ class ModelConfig(Section):
                     f"{self.num_labels}; give one of them or make them agree")
         if self.labels is not None and len(set(self.labels)) != len(self.labels):
             raise ValueError("model.labels contains a duplicate name")
+        if self.labels == []:
+            raise ValueError("model.labels is empty: give the label names, or null to infer "
+                             "them from the training data")
         return self
 
 

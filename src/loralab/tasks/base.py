@@ -81,6 +81,14 @@ class Task(ABC):
                     placement: Placement) -> BuiltModel:
         """The model to train (base + head + LoRA, or the no-LoRA baseline) and its tokenizer."""
 
+    def load_tokenizer(self, config: Config) -> Any:
+        """The base model's tokenizer alone (no weights): `train --dry-run` encodes with it."""
+        from loralab.models.tokenizer import load_tokenizer
+
+        model = config.model
+        return load_tokenizer(model.name, revision=model.revision,
+                              trust_remote_code=model.trust_remote_code)
+
     @abstractmethod
     def load_model(self, config: Config, labels: list[str] | None, adapter: Path | None,
                    placement: Placement) -> tuple[torch.nn.Module, Any]:
