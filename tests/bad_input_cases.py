@@ -115,6 +115,12 @@ def other_shape(folder: Path) -> None:
     save_file(weights, folder / "adapter_model.safetensors", metadata={"format": "pt"})
 
 
+def plain_peft(folder: Path) -> None:
+    """What a PEFT folder trained elsewhere holds: no loralab config, no label mapping."""
+    for name in ("loralab_config.yaml", "label_mapping.json"):
+        (folder / name).unlink()
+
+
 def unreadable_data(tmp: Path, values: dict[str, str]) -> None:
     """{mem.jsonl}: a file whose read fails (EIO), also for root: /proc/self/mem at 0."""
     (tmp / "mem.jsonl").symlink_to("/proc/self/mem")
@@ -381,6 +387,12 @@ CASES: list[Case] = [
          r"argument --file: expected a value"),
     Case("cli/eval-output-empty", ["eval", "{adapter}", "--output", ""],
          r"argument --output/-o: expected a value"),
+    # messages that misled (issue 20)
+    Case("cli/eval-run-folder-of-one-adapter", ["eval", "{adapter}/.."],
+         r"is not an adapter folder but holds one, lora_.*: give --adapter NAME, or the "
+         r"adapter folder itself"),
+    Case("cli/eval-plain-peft-without-config", ["eval", "{bad}"],
+         r"names no data to evaluate on .*give --config", setup=broken_adapter(plain_peft)),
     Case("cli/eval-no-test-split", ["eval", "{adapter}", "--split", "test"],
          r"the data has no 'test' split"),
     Case("cli/eval-baseline-encoder", ["eval", "{adapter}", "--baseline"], r"--baseline"),
