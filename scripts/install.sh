@@ -10,8 +10,8 @@ cd "$(dirname "$0")/.."
 if ! python -c "import torch" 2>/dev/null; then
   python -m pip install "torch==2.13.0"
 fi
-# dev: pytest, ruff, the serving tests' clients (openai, selenium) and the judge tests' stub
-# endpoint; ray: the optional `loralab grid --backend ray`; judge: the optional LLM judge's
+# dev: pytest, ruff, hypothesis, the serving tests' clients (openai, selenium) and the judge
+# tests' stub endpoint; ray: the optional `loralab grid --backend ray`; judge: the optional LLM judge's
 # openai client; serve: `loralab serve` (fastapi, uvicorn, prometheus-client, httpx); export:
 # onnx, onnxscript and onnxruntime for `loralab export --format onnx` / `verify`; pipeline: DVC
 # for examples/bilora; structured: the llguidance grammar engine of constrained decoding

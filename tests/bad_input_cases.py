@@ -74,6 +74,59 @@ def finished_export(tmp: Path, values: dict[str, str]) -> None:
                  values["out"]]) == 0
 
 
+def broken_adapter(change: Callable[[Path], None]) -> Callable[[Path, dict[str, str]], None]:
+    """A copy of {adapter} as {bad}, changed by `change(folder)`."""
+    def setup(tmp: Path, values: dict[str, str]) -> None:
+        import shutil
+
+        folder = tmp / "bad-adapter"
+        shutil.copytree(values["adapter"], folder)
+        change(folder)
+        values["bad"] = str(folder)
+    return setup
+
+
+def truncate_weights(folder: Path) -> None:
+    weights = folder / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+
+
+def not_safetensors(folder: Path) -> None:
+    (folder / "adapter_model.safetensors").write_text("these are not weights\n")
+
+
+def other_rank(folder: Path) -> None:
+    import json
+
+    config = json.loads((folder / "adapter_config.json").read_text())
+    config["r"] = config["r"] * 2
+    (folder / "adapter_config.json").write_text(json.dumps(config))
+
+
+def other_shape(folder: Path) -> None:
+    """One LoRA A with more input features than the base layer has (rank kept)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(folder / "adapter_model.safetensors")
+    key = next(k for k in sorted(weights) if k.endswith("lora_A.weight"))
+    rank, features = weights[key].shape
+    weights[key] = torch.zeros(rank, features + 8)
+    save_file(weights, folder / "adapter_model.safetensors", metadata={"format": "pt"})
+
+
+def plain_peft(folder: Path) -> None:
+    """What a PEFT folder trained elsewhere holds: no loralab config, no label mapping."""
+    for name in ("loralab_config.yaml", "label_mapping.json"):
+        (folder / name).unlink()
+
+
+def unreadable_data(tmp: Path, values: dict[str, str]) -> None:
+    """{mem.jsonl}: a file whose read fails (EIO), also for root: /proc/self/mem at 0."""
+    (tmp / "mem.jsonl").symlink_to("/proc/self/mem")
+    values["mem.jsonl"] = str(tmp / "mem.jsonl")
+
+
 MULTI = ("model: {name: '{llama}', task: causal_lm, max_length: 64}\n"
          "data: {train: '{lm}', validation: '{lm}', prompt_template: '{message}', "
          "response_template: '{answer}'}\n"
@@ -130,6 +183,34 @@ CASES: list[Case] = [
     Case("config/unknown-task", train("model.task=summarize"), r"model\.task"),
     Case("config/mapping-for-text", train("data.prompt_template={x}"),
          r"data\.prompt_template: .*mapping"),
+    # numbers that trained to NaN (exit 0) or overflowed (traceback) before every float was
+    # finite and every numeric key had a range (issue 20)
+    Case("config/inf-alpha", train("lora.alpha=.inf"), r"lora\.alpha: .*finite number"),
+    Case("config/huge-alpha", train("lora.alpha=1e308"), r"lora\.alpha: .*less than or equal"),
+    Case("config/inf-learning-rate", train("training.learning_rate=.inf"),
+         r"training\.learning_rate: .*finite number"),
+    Case("config/inf-weight-decay", train("training.weight_decay=.inf"),
+         r"training\.weight_decay: .*finite number"),
+    Case("config/inf-head-learning-rate", train("training.head_learning_rate=.inf"),
+         r"training\.head_learning_rate: .*finite number"),
+    Case("config/inf-epochs", train("training.epochs=.inf"), r"training\.epochs: .*finite"),
+    Case("config/inf-warmup", train("training.warmup=.inf"), r"training\.warmup: .*finite"),
+    Case("config/negative-seed", train("training.seed=-1"), r"training\.seed: .*greater than"),
+    Case("config/huge-threads", train("training.threads=100000000000000000000"),
+         r"training\.threads: .*less than or equal to 1024"),
+    Case("config/max-length-above-positions", train("model.max_length=100000"),
+         r"model\.max_length=100000 is more than .* has positions for \(128 tokens\)"),
+    Case("config/duplicate-key", ["train", "{dup.yaml}", "--output", "{out}"],
+         r"dup\.yaml: .*line 4.*the key 'r' appears twice .*lines 2 and 4",
+         files={"dup.yaml": "lora:\n  r: 4\n  alpha: 8\n  r: 8\n"}),
+    Case("config/duplicate-key-in-set", train("lora={r: 2, r: 4}"),
+         r"--set 'lora=\{r: 2, r: 4\}': the key 'r' appears twice"),
+    # found by tests/test_config_fuzz.py
+    Case("config/inf-shown-as-null", ["config", "show", "--set", "lora.reg_tolerance=.inf"],
+         r"lora\.reg_tolerance: .*finite number"),
+    Case("config/name-with-slash", train("name=a/b"),
+         r"name: 'a/b' cannot be part of a folder name"),
+    Case("config/empty-labels", train("model.labels=[]"), r"model\.labels is empty"),
     # ------------------------------------------------------------------ data
     Case("data/missing-train-file", train("data.train={tmp}/none.jsonl"),
          r"file .*none\.jsonl.*file not found \(set by data\.train\)"),
@@ -191,6 +272,8 @@ CASES: list[Case] = [
     Case("data/one-class-only", data("oneclass.jsonl"), r"1 distinct label",
          files={"oneclass.jsonl": '{"text": "a", "label": "pos"}\n{"text": "b", "label": '
                                   '"pos"}\n'}),
+    Case("data/read-fails", data("mem.jsonl", "data.format=jsonl"),
+         r"mem.*: cannot read the file: Input/output error", setup=unreadable_data),
     # ------------------------------------------------------------------ causal LMs
     Case("causal/template-field-missing", train("data.prompt_template='{question}'",
                                                 config="{lm_cfg}"),
@@ -265,6 +348,54 @@ CASES: list[Case] = [
          r"is not an adapter folder"),
     Case("cli/predict-missing-file", ["predict", "{adapter}", "--file", "{tmp}/none.txt"],
          r"none\.txt: file not found"),
+    # one input rule for predict and serve (loralab.tasks.inputs), issue 20
+    Case("cli/predict-empty-text", ["predict", "{adapter}", "--text", ""],
+         r"--text:1: the text is empty or only whitespace"),
+    Case("cli/predict-blank-text", ["predict", "{adapter}", "--text", "   "],
+         r"--text:1: the text is empty or only whitespace"),
+    Case("cli/predict-empty-pair", ["predict", "{pair_adapter}", "--text", "a", "--text-pair",
+                                    ""], r"--text:1: the second text .* is empty"),
+    Case("cli/predict-empty-pair-on-single", ["predict", "{adapter}", "--text", "a",
+                                              "--text-pair", " "],
+         r"--text:1: the second text .* is empty"),
+    Case("cli/predict-nul-byte", ["predict", "{adapter}", "--file", "{nul.jsonl}"],
+         r"nul\.jsonl:1: the text holds a NUL byte",
+         files={"nul.jsonl": '{"text": "good\\u0000film"}\n'}),
+    Case("cli/predict-undecodable-text", ["predict", "{adapter}", "--text", "caf\udcff"],
+         r"--text:1: the text is not valid Unicode"),
+    # corrupt or inconsistent adapter files (models.adapter_check), issue 20
+    Case("cli/predict-truncated-weights", ["predict", "{bad}", "--text", "a"],
+         r"adapter_model\.safetensors: not a readable safetensors file, truncated",
+         setup=broken_adapter(truncate_weights)),
+    Case("cli/predict-not-safetensors", ["predict", "{bad}", "--text", "a"],
+         r"adapter_model\.safetensors: not a readable safetensors file",
+         setup=broken_adapter(not_safetensors)),
+    Case("cli/predict-rank-mismatch", ["predict", "{bad}", "--text", "a"],
+         r"has LoRA rank 4 .* but adapter_config\.json says r=8",
+         setup=broken_adapter(other_rank)),
+    Case("cli/predict-shape-mismatch", ["predict", "{bad}", "--text", "a"],
+         r"adapter_model\.safetensors: the weights do not fit the base model \(size mismatch",
+         setup=broken_adapter(other_shape)),
+    Case("cli/eval-truncated-weights", ["eval", "{bad}"],
+         r"not a readable safetensors file", setup=broken_adapter(truncate_weights)),
+    Case("cli/resume-truncated-checkpoint", train() + ["--resume"],
+         r"state\.pt: not a readable checkpoint .*truncated or corrupt",
+         files={"out/checkpoint/state.pt": b"PK\x03\x04" + bytes(40)}),
+    # empty path arguments
+    Case("cli/output-empty", ["train", "{cfg}", "--output", "", "--no-progress"],
+         r"argument --output/-o: expected a value, got the empty string", watch="runs"),
+    Case("cli/config-empty", ["train", "", "--output", "{out}"],
+         r"argument config: expected a value"),
+    Case("cli/predict-file-empty-path", ["predict", "{adapter}", "--file", " "],
+         r"argument --file: expected a value"),
+    Case("cli/eval-output-empty", ["eval", "{adapter}", "--output", ""],
+         r"argument --output/-o: expected a value"),
+    # messages that misled (issue 20)
+    Case("cli/eval-run-folder-of-one-adapter", ["eval", "{adapter}/.."],
+         r"is not an adapter folder but holds one, lora_.*: give --adapter NAME, or the "
+         r"adapter folder itself"),
+    Case("cli/eval-plain-peft-without-config", ["eval", "{bad}"],
+         r"names no data to evaluate on .*give --config", setup=broken_adapter(plain_peft)),
     Case("cli/eval-no-test-split", ["eval", "{adapter}", "--split", "test"],
          r"the data has no 'test' split"),
     Case("cli/eval-baseline-encoder", ["eval", "{adapter}", "--baseline"], r"--baseline"),

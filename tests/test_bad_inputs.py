@@ -24,7 +24,8 @@ from conftest import ner_rows, sentiment_rows, write_jsonl
 
 SUBPROCESS = {"config/unknown-key", "data/missing-train-file", "fs/output-is-a-file",
               "cli/predict-batch-size-zero", "grid/shard-out-of-range", "causal/qlora-on-cpu",
-              "config/bool-for-number", "data/label-missing"}
+              "config/bool-for-number", "data/label-missing", "config/inf-epochs",
+              "cli/predict-truncated-weights", "data/read-fails", "cli/predict-empty-text"}
 
 
 @dataclass

@@ -176,6 +176,13 @@ def failed_gate(tmp: Path, run: Path) -> list[str]:
     return ["publish", str(run), "--to", str(tmp / "models"), "--gate", str(tmp / "gate.json")]
 
 
+def failed_gate_summary(tmp: Path, run: Path) -> list[str]:
+    """A gate record without counts (the short form a baseline keeps): counted from its rules."""
+    write_json(tmp / "gate.json", {"verdict": "fail", "rules": [
+        {"rule": "a >= 1", "result": "fail"}, {"rule": "b >= 0", "result": "pass"}]})
+    return ["publish", str(run), "--to", str(tmp / "models"), "--gate", str(tmp / "gate.json")]
+
+
 def to_a_file(tmp: Path, run: Path) -> list[str]:
     (tmp / "models.txt").write_text("x")
     return ["publish", str(run), "--to", str(tmp / "models.txt")]
@@ -186,7 +193,9 @@ BAD_INPUTS = [
      ["adapter folder", "nope does not exist"]),
     ("no adapter inside", lambda t, r: ["publish", str(t), "--to", str(t / "m")],
      ["holds no adapter (no adapter_config.json in it or its sub-folders)"]),
-    ("failed gate", failed_gate, ["gate.json records a failed gate (1 rules failed)"]),
+    ("failed gate", failed_gate, ["gate.json records a failed gate (1 rule failed)"]),
+    ("failed gate summary", failed_gate_summary,
+     ["gate.json records a failed gate (1 of 2 rules failed)"]),
     ("not a gate file", lambda t, r: ["publish", str(r), "--to", str(t / "m"), "--gate",
                                       str(r / "metrics.json")],
      ["metrics.json is not a gate.json written by `loralab gate`"]),

@@ -12,7 +12,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     return run_train(args.config, args.set, args.output, overwrite=args.overwrite,
                      resume=args.resume, progress=not args.no_progress,
-                     set_from=args.set_from, data=args.data)
+                     set_from=args.set_from, data=args.data, dry_run=args.dry_run)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -32,6 +32,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace a finished run folder")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from the checkpoint in --output")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the config, model limits, data and output folder as train "
+                        "would; load no weights, write nothing")
     add_no_progress(p)
     p.set_defaults(func=cmd_train)
 

@@ -105,6 +105,11 @@ def eval_records(config, split: str, task) -> list[dict[str, Any]]:
     from loralab.data import load_splits
     from loralab.data.splits import sample
 
+    if not (config.data.train or config.data.hub or getattr(config.data, split, None)):
+        raise UserError(f"the adapter's config names no data to evaluate on (a plain PEFT "
+                        f"folder records none): give --config with a data section, or --set "
+                        f"data.{split}=FILE")
+
     records = load_splits(config.data, task.records).get(split)
     if not records:
         raise UserError(f"the data has no {split!r} split; choose --split or set data.{split}")
@@ -130,8 +135,11 @@ def refuse_adapter_set(path: str) -> None:
 
     folders = adapter_set_folders(path)
     if folders:
-        raise UserError(f"{path} holds several adapters ({', '.join(folders)}): give "
-                        "--adapter NAME")
+        first = next(iter(folders))
+        what = (f"holds {len(folders)} adapters ({', '.join(folders)})" if len(folders) > 1
+                else f"is not an adapter folder but holds one, {first}")
+        raise UserError(f"{path} {what}: give --adapter NAME, or the adapter folder itself "
+                        f"({folders[first]})")
 
 
 def check_judge(config: Any) -> None:

@@ -48,10 +48,22 @@ def nonempty(records: list[dict], source: str) -> list[dict]:
     return records
 
 
+def within_positions(loaded: LoadedAdapter) -> None:
+    """Encode with the trained length, cut to the model's position limit for an adapter
+    trained before that limit was checked (loralab.models.limits)."""
+    from loralab.models.limits import position_limit
+
+    limit = position_limit(getattr(loaded.model, "config", None))
+    if limit is not None and loaded.config.model.max_length > limit:
+        loaded.config.model.max_length = max(limit, 8)
+
+
 @torch.no_grad()
 def predict_records(loaded: LoadedAdapter, records: list[dict],
                     batch_size: int = 32) -> Iterator[dict[str, Any]]:
+    """The one input rule first (loralab.tasks.inputs), then the task's predictions."""
     loaded.task.check_inputs(records, loaded.inputs)
+    within_positions(loaded)
     records = loaded.task.prepare_inputs(records, loaded.config)
     yield from loaded.task.predict(loaded.model, loaded.tokenizer, records, loaded.config,
                                    loaded.labels, batch_size)

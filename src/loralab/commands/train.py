@@ -14,12 +14,22 @@ from loralab.training.summary import multi_summary_line, summary_line
 
 def run_train(config_path: str, overrides: list[str], output: str | None, *,
               overwrite: bool = False, resume: bool = False, progress: bool = True,
-              set_from: list[str] | None = None, data: str | None = None) -> int:
-    from loralab.training.recipe import train
-
+              set_from: list[str] | None = None, data: str | None = None,
+              dry_run: bool = False) -> int:
+    """Train; `dry_run`: only check everything that can be checked without the model's
+    weights (loralab.commands.dry_run), print one line, write nothing."""
     config = load_config(config_path, overrides, set_from=set_from)
     if data:
         config = with_exported_data(config, data)
+    if dry_run:
+        from loralab.commands.dry_run import dry_run as check_all
+
+        print(check_all(config, output, overwrite=overwrite, resume=resume))
+        return 0
+    from loralab.models.limits import check_max_length
+    from loralab.training.recipe import train
+
+    check_max_length(config.model)  # before the model loads or anything is written
     if resume and not output:
         raise UserError("--resume needs --output: the run folder to continue")
     if not output and int(os.environ.get("WORLD_SIZE", "1")) > 1:

@@ -32,9 +32,9 @@ class JudgeConfig(Section):
     model: str
     api_key_env: str | None = "OPENAI_API_KEY"
     temperature: float = Field(default=0.0, ge=0, le=2)
-    max_tokens: int = Field(default=64, ge=1)
-    timeout_seconds: float = Field(default=60.0, gt=0)
-    max_retries: int = Field(default=2, ge=0)
+    max_tokens: int = Field(default=64, ge=1, le=1_048_576)
+    timeout_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    max_retries: int = Field(default=2, ge=0, le=100)
     system: str = JUDGE_SYSTEM
     template: str = JUDGE_TEMPLATE
 

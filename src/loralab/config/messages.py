@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import types
 import typing
 from typing import Any
 
@@ -67,8 +68,7 @@ def section_model(annotation: Any) -> type[BaseModel] | None:
     if getattr(annotation, "__origin__", None) is list:
         annotation = annotation.__args__[0]
     members = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if typing.get_origin(annotation) in (typing.Union, getattr(typing, "UnionType", None)) \
-            and len(members) == 1:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(members) == 1:
         annotation = members[0]
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation

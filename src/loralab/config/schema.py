@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, model_serializer, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
 
 from loralab.config.adapter_entries import AdapterEntry, check_adapters
 from loralab.config.adapters import adapter_configs
@@ -35,6 +35,18 @@ class Config(Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     judge: JudgeConfig | None = None
     adapters: list[AdapterEntry] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _usable_in_file_names(cls, name: str | None) -> str | None:
+        """The name becomes part of folder names (lora_{name}_..., runs/{name}-...)."""
+        if name is not None and (not name.strip() or name in (".", "..") or any(
+                c in name for c in "/\\\0") or not name.isprintable()):
+            raise ValueError(f"{name!r} cannot be part of a folder name: give a name without "
+                             "/, \\, control characters or surrounding blanks")
+        if name is not None and name != name.strip():
+            raise ValueError(f"{name!r} has blanks around it; remove them")
+        return name
 
     @model_validator(mode="after")
     def _several_adapters(self) -> Config:

@@ -1,5 +1,6 @@
-"""The base of every config section: unknown keys refused, assignments validated, and no
-boolean where a number is expected."""
+"""The base of every config section: unknown keys refused, assignments validated, no boolean
+where a number is expected, and every number finite (`.inf` / `.nan` refused with the key
+path: a run on an infinite learning rate or alpha only trains to NaN)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     @field_validator("*", mode="before")
     @classmethod

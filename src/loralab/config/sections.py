@@ -13,14 +13,18 @@ from loralab.config.section import Section
 TaskType = Literal["sequence_classification", "regression", "token_classification",
                    "causal_lm"]
 MetricSuite = Literal["json", "qa", "multiple_choice", "code", "text"]
+# upper bounds of numeric keys (every float is also finite: loralab.config.section)
+MAX_LENGTH = 1_048_576      # tokens; the model's own position limit is checked when it loads
+MAX_BATCH = 65_536
+MAX_SEED = 2**32 - 1        # numpy's seed range
 
 
 class ModelConfig(Section):
     name: str = "sentence-transformers/all-MiniLM-L6-v2"
     task: TaskType = "sequence_classification"
     labels: list[str] | None = None
-    num_labels: int | None = Field(default=None, ge=1)
-    max_length: int = Field(default=128, ge=8)
+    num_labels: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_length: int = Field(default=128, ge=8, le=MAX_LENGTH)
     revision: str | None = None
     trust_remote_code: bool = False
     gguf_file: str | None = None
@@ -35,6 +39,9 @@ class ModelConfig(Section):
                     f"{self.num_labels}; give one of them or make them agree")
         if self.labels is not None and len(set(self.labels)) != len(self.labels):
             raise ValueError("model.labels contains a duplicate name")
+        if self.labels == []:
+            raise ValueError("model.labels is empty: give the label names, or null to infer "
+                             "them from the training data")
         return self
 
 
@@ -43,8 +50,8 @@ WEIGHTED_ONLY = ("scale_factor", "output_dropout", "lambda_reg", "reg_tolerance"
 
 class LoraConfig(Section):
     enabled: bool = True
-    r: int = Field(default=16, ge=1)
-    alpha: float = Field(default=32, gt=0)
+    r: int = Field(default=16, ge=1, le=65_536)
+    alpha: float = Field(default=32, gt=0, le=10_000)
     dropout: float = Field(default=0.1, ge=0, lt=1)
     target_modules: list[str] | None = None
     preset: Literal["default", "attention", "mlp", "all-linear"] = "default"
@@ -52,11 +59,11 @@ class LoraConfig(Section):
     use_rslora: bool = False
     use_dora: bool = False
     method: Literal["standard", "weighted"] = "standard"
-    scale_factor: float = Field(default=1.0, gt=0)
+    scale_factor: float = Field(default=1.0, gt=0, le=1000)
     output_dropout: float = Field(default=0.0, ge=0, lt=1)
-    lambda_reg: float = Field(default=0.0, ge=0)
-    reg_tolerance: float = Field(default=0.5, ge=0)
-    eps: float = Field(default=1e-6, gt=0)
+    lambda_reg: float = Field(default=0.0, ge=0, le=1000)
+    reg_tolerance: float = Field(default=0.5, ge=0, le=1e6)
+    eps: float = Field(default=1e-6, gt=0, le=1)
 
     @model_validator(mode="after")
     def _weighted_knobs(self) -> LoraConfig:
@@ -72,9 +79,9 @@ class LoraConfig(Section):
 class LossTerm(Section):
     """One weighted term of a causal LM's training loss (training.loss)."""
     type: Literal["ce", "first_k_ce", "kd"]
-    weight: float = Field(default=1.0, gt=0)
-    k: int = Field(default=8, ge=1)
-    temperature: float = Field(default=1.0, gt=0)
+    weight: float = Field(default=1.0, gt=0, le=1000)
+    k: int = Field(default=8, ge=1, le=MAX_LENGTH)
+    temperature: float = Field(default=1.0, gt=0, le=100)
     teacher: str | None = None
 
 
@@ -85,19 +92,19 @@ REMOVED_DIRECTION = (
 
 
 class TrainingConfig(Section):
-    epochs: float = Field(default=3, gt=0)
-    max_steps: int | None = Field(default=None, ge=1)
-    batch_size: int = Field(default=32, ge=1)
-    eval_batch_size: int = Field(default=64, ge=1)
-    gradient_accumulation_steps: int = Field(default=1, ge=1)
-    learning_rate: float = Field(default=5e-4, gt=0)
-    head_learning_rate: float | None = Field(default=None, gt=0)
-    weight_decay: float = Field(default=0.01, ge=0)
+    epochs: float = Field(default=3, gt=0, le=10_000)
+    max_steps: int | None = Field(default=None, ge=1, le=10**9)
+    batch_size: int = Field(default=32, ge=1, le=MAX_BATCH)
+    eval_batch_size: int = Field(default=64, ge=1, le=MAX_BATCH)
+    gradient_accumulation_steps: int = Field(default=1, ge=1, le=MAX_BATCH)
+    learning_rate: float = Field(default=5e-4, gt=0, le=1)
+    head_learning_rate: float | None = Field(default=None, gt=0, le=1)
+    weight_decay: float = Field(default=0.01, ge=0, le=1)  # 1 - lr * wd >= 0
     scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup",
                        "polynomial", "cosine_with_restarts"] = "linear"
-    warmup: float = Field(default=0.06, ge=0)
-    max_grad_norm: float | None = Field(default=1.0, gt=0)
-    seed: int = 42
+    warmup: float = Field(default=0.06, ge=0, le=10**9)
+    max_grad_norm: float | None = Field(default=1.0, gt=0, le=1e6)
+    seed: int = Field(default=42, ge=0, le=MAX_SEED)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     eval_strategy: Literal["epoch", "steps", "no"] = "epoch"
     eval_steps: int | None = Field(default=None, ge=1)
@@ -106,10 +113,10 @@ class TrainingConfig(Section):
     metric_for_best: str | None = None
     unfreeze_top_layers: int = Field(default=0, ge=0)
     unfreeze_after_epoch: int = Field(default=1, ge=0)
-    unfreeze_learning_rate: float | None = Field(default=None, gt=0)
+    unfreeze_learning_rate: float | None = Field(default=None, gt=0, le=1)
     logging_steps: int = Field(default=10, ge=1)
     group_by_length: bool = True
-    threads: int | None = Field(default=None, ge=1)
+    threads: int | None = Field(default=None, ge=1, le=1024)
     checkpoint: Literal["epoch", "steps", "no"] = "epoch"
     checkpoint_steps: int | None = Field(default=None, ge=1)
     loss: list[LossTerm] = Field(default_factory=lambda: [LossTerm(type="ce")])
@@ -166,7 +173,7 @@ class DataConfig(Section):
     columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
     splits: dict[str, str] = Field(default_factory=dict)
     validation_fraction: float = Field(default=0.1, gt=0, lt=1)
-    split_seed: int = 0
+    split_seed: int = Field(default=0, ge=0, le=MAX_SEED)
     max_train_samples: int | None = Field(default=None, ge=1)
     max_eval_samples: int | None = Field(default=None, ge=1)
     include_oos: bool = True
@@ -199,13 +206,13 @@ class EvalConfig(Section):
     generate: bool = False
     constrain: Literal["json", "json_schema"] | None = None
     max_samples: int | None = Field(default=64, ge=1)
-    max_new_tokens: int = Field(default=128, ge=1)
+    max_new_tokens: int = Field(default=128, ge=1, le=MAX_LENGTH)
     do_sample: bool = False
-    temperature: float = Field(default=1.0, gt=0)
+    temperature: float = Field(default=1.0, gt=0, le=100)
     top_p: float = Field(default=1.0, gt=0, le=1)
     stop: list[str] = Field(default_factory=list)
-    batch_size: int = Field(default=16, ge=1)
-    code_timeout: float = Field(default=10.0, gt=0)
+    batch_size: int = Field(default=16, ge=1, le=MAX_BATCH)
+    code_timeout: float = Field(default=10.0, gt=0, le=86_400)
 
     @field_validator("constrain", mode="before")
     @classmethod

@@ -20,7 +20,28 @@ from loralab.errors import ConfigError
 
 
 class YamlLoader(yaml.SafeLoader):
-    """YAML 1.2 booleans: only true/false are booleans, so `eval_strategy: no` stays "no"."""
+    """YAML 1.2 booleans: only true/false are booleans, so `eval_strategy: no` stays "no";
+    a key given twice in one mapping is an error naming both lines (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        refuse_duplicate_keys(self, node)
+        return super().construct_mapping(node, deep=deep)
+
+
+def refuse_duplicate_keys(loader: yaml.SafeLoader, node: yaml.MappingNode) -> None:
+    """A ConstructorError at the second of two equal keys of `node` (merge keys `<<` aside:
+    overriding a merged key is what they are for)."""
+    first_line: dict[object, int] = {}
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node)
+        line = key_node.start_mark.line + 1
+        if key in first_line:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the key {key!r} appears twice in one mapping (lines "
+                f"{first_line[key]} and {line}); keep one", key_node.start_mark)
+        first_line.setdefault(key, line)
 
 
 YamlLoader.yaml_implicit_resolvers = {
@@ -130,6 +151,8 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
         raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. training.epochs=1")
     try:
         parsed = parse_yaml(value) if value.strip() else None
+    except yaml.constructor.ConstructorError as exc:  # a key twice: {r: 1, r: 2}
+        raise ConfigError(f"--set {item!r}: {exc.problem}") from None
     except yaml.YAMLError:
         parsed = value
     set_dotted(raw, key, parsed, source="--set ")

@@ -44,6 +44,8 @@ def read_conll(path: Path, columns: ColumnsConfig) -> list[dict[str, Any]]:
                 tags.append(fields[tag_idx])
     except UnicodeDecodeError as exc:
         raise DataError(f"not UTF-8 text ({exc.reason})", file=source) from None
+    except OSError as exc:
+        raise DataError(f"cannot read the file: {exc.strerror or exc}", file=source) from None
     _flush(records, tokens, tags, source, start)
     if not records:
         raise DataError("no sentences in the file", file=source)

@@ -107,6 +107,12 @@ def _opened(path: Path) -> Iterator[Any]:
     except UnicodeDecodeError as exc:
         raise DataError(f"not UTF-8 text ({exc.reason} at byte {exc.start})",
                         file=str(path)) from None
+    except OSError as exc:  # a read that fails is reported as a read
+        raise read_error(path, exc) from None
+
+
+def read_error(path: Path, exc: OSError) -> DataError:
+    return DataError(f"cannot read the file: {exc.strerror or exc}", file=str(path))
 
 
 def read_jsonl(path: Path) -> Table:

@@ -23,8 +23,8 @@ from loralab.experiments.index import RUNS_DIR, record_run
 from loralab.experiments.records import FAILED, FINISHED
 from loralab.experiments.status import (
     CONFIG_FILE,
-    METRICS_FILE,
     planned_status,
+    read_metrics,
     read_status,
     write_status,
 )
@@ -85,7 +85,7 @@ def prepare_folders(plan: GridPlan, out: Path) -> None:
 
 
 def run_state(run_dir: Path) -> str:
-    if (run_dir / METRICS_FILE).is_file():
+    if read_metrics(run_dir) is not None:
         return FINISHED
     if is_locked(run_dir):
         return BUSY

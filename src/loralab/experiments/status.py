@@ -68,10 +68,13 @@ def log_tail(run_dir: Path, lines: int = 40) -> str:
 
 
 def read_metrics(run_dir: Path) -> dict[str, Any] | None:
+    """A finished run's metrics; None before it finishes and for a run that diverged."""
     try:
-        return json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8"))
+        metrics = json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
+    return None if isinstance(metrics, dict) and metrics.get("status") == "diverged" \
+        else metrics
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:

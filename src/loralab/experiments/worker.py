@@ -5,8 +5,8 @@ for as long as it trains, so two grid invocations (or a grid whose parent died w
 process went on) never train the same run twice. It resumes from the run folder's checkpoint
 when there is one, and records its result in the grid's index itself when it ends, so the
 result is indexed even when the grid process that started it was killed.
-Exit codes: 0 finished, 1 failed, 2 bad config or data, 75 the run is locked by (or was
-finished by) another process, 130 interrupted.
+Exit codes: 0 finished, 1 failed, 2 bad config or data, 3 training diverged, 75 the run is
+locked by (or was finished by) another process, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from loralab.errors import UserError
 from loralab.experiments.index import RUNS_DIR, record_run
 from loralab.experiments.records import FAILED, FINISHED, KILLED, RUNNING
-from loralab.experiments.status import CONFIG_FILE, METRICS_FILE, mark
+from loralab.experiments.status import CONFIG_FILE, mark, read_metrics
 from loralab.models.library_logging import quiet_libraries
 from loralab.training.run_lock import RunFolderBusy, hold_run_lock
 
@@ -53,8 +53,8 @@ def run_and_mark(run_dir: Path) -> int:
         return 130
     except UserError as exc:
         print(f"loralab: error: {exc}", file=sys.stderr)
-        mark(run_dir, FAILED, error=str(exc), returncode=2)
-        return 2
+        mark(run_dir, FAILED, error=str(exc), returncode=exc.exit_code)  # 3: diverged
+        return exc.exit_code
     except BaseException as exc:  # noqa: BLE001 - any crash is recorded, the grid goes on
         traceback.print_exc()
         mark(run_dir, FAILED, error=f"{type(exc).__name__}: {exc}", returncode=1)
@@ -76,7 +76,7 @@ def main(argv: list[str]) -> int:
     run_dir = Path(argv[0])
     try:
         with hold_run_lock(run_dir):
-            if (run_dir / METRICS_FILE).is_file():  # finished by another process meanwhile
+            if read_metrics(run_dir) is not None:  # finished by another process meanwhile
                 return EXIT_BUSY
             code = run_and_mark(run_dir)
             record_in_index(run_dir)

@@ -98,9 +98,20 @@ def read_gate(path: str | None) -> dict[str, Any] | None:
     if not isinstance(gate, dict) or gate.get("verdict") not in ("pass", "fail"):
         raise UserError(f"--gate {file} is not a gate.json written by `loralab gate`")
     if gate["verdict"] != "pass":
-        raise UserError(f"--gate {file} records a failed gate ({gate.get('rules_failed')} "
-                        "rules failed): not publishing")
+        raise UserError(f"--gate {file} records a failed gate ({failed_rules(gate)}): not "
+                        "publishing")
     return {"path": str(file.resolve()), "sha256": sha256_file(file), **gate}
+
+
+def failed_rules(gate: dict[str, Any]) -> str:
+    """"2 of 3 rules failed", from the counts or, in a gate summary without them, its rules."""
+    rules = [r for r in gate.get("rules") or [] if isinstance(r, dict)]
+    failed = gate.get("rules_failed")
+    if not isinstance(failed, int):
+        failed = sum(1 for r in rules if r.get("status", r.get("result")) == "fail")
+    if rules:
+        return f"{failed} of {len(rules)} rules failed"
+    return f"{failed} rule{'s' if failed != 1 else ''} failed"
 
 
 def copy_adapters(source: Source, dest: Path) -> None:

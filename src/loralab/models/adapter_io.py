@@ -10,6 +10,8 @@ Folder layout (everything but the last two files is plain PEFT / transformers):
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from peft import PeftConfig, PeftModel
 from loralab.atomic import atomic_directory, atomic_write_text, named_errors
 from loralab.config import Config, dump_config, parse_yaml
 from loralab.errors import UserError
+from loralab.models.adapter_check import WEIGHTS_FILE, check_adapter_weights
 from loralab.models.placement import Placement
 from loralab.models.sources import model_load_error, resolve_model_source
 
@@ -127,6 +130,7 @@ def read_adapter_files(path: Path) -> AdapterFiles:
             mapping = json.loads((path / LABELS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:  # JSONDecodeError and PEFT's own checks included
         raise UserError(f"{path}: unreadable adapter folder: {exc}") from None
+    check_adapter_weights(path)
     return AdapterFiles(path, peft_config, raw, mapping)
 
 
@@ -146,18 +150,39 @@ def head_rows(path: Path) -> int | None:
 
 def attach_adapter(base: torch.nn.Module, path: Path) -> PeftModel:
     """The adapter folder's LoRA (and modules_to_save head) on `base`, for inference."""
-    return PeftModel.from_pretrained(base, str(path))
+    check_adapter_weights(path)
+    with weights_that_fit(path):
+        return PeftModel.from_pretrained(base, str(path))
 
 
 def attach_adapters(base: torch.nn.Module, folders: dict[str, Path]) -> PeftModel:
     """Every adapter folder on the one `base`, under its name (`PeftModel.from_pretrained`
     for the first, `load_adapter(..., adapter_name=)` for the others); the first is active."""
     items = list(folders.items())
-    model = PeftModel.from_pretrained(base, str(items[0][1]), adapter_name=items[0][0])
+    for _, folder in items:
+        check_adapter_weights(folder)
+    with weights_that_fit(items[0][1]):
+        model = PeftModel.from_pretrained(base, str(items[0][1]), adapter_name=items[0][0])
     for name, folder in items[1:]:
-        model.load_adapter(str(folder), adapter_name=name)
+        with weights_that_fit(folder):
+            model.load_adapter(str(folder), adapter_name=name)
     model.set_adapter(items[0][0])
     return model
+
+
+@contextmanager
+def weights_that_fit(path: Path) -> Iterator[None]:
+    """torch's "size mismatch" (weights saved for another base model's layer sizes) as one
+    line naming the weights file."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if "size mismatch" not in str(exc):
+            raise
+        detail = next((line.strip() for line in str(exc).splitlines()
+                       if "size mismatch" in line), "size mismatch")
+        raise UserError(f"{path / WEIGHTS_FILE}: the weights do not fit the base model "
+                        f"({detail})") from None
 
 
 def load_encoder(name: str, auto_class: str, head: dict[str, Any], placement: Placement, *,

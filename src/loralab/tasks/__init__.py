@@ -4,6 +4,7 @@ inference through the task they belong to (loralab.tasks.loading)."""
 from __future__ import annotations
 
 from loralab.tasks.base import Task
+from loralab.tasks.inputs import check_prediction_inputs
 from loralab.tasks.loading import (
     AdapterSet,
     LoadedAdapter,
@@ -15,5 +16,6 @@ from loralab.tasks.loading import (
 )
 from loralab.tasks.task_registry import TASKS, get_task
 
-__all__ = ["TASKS", "AdapterSet", "LoadedAdapter", "Task", "adapter_set_folders", "get_task",
-           "load_adapter", "load_adapter_set", "load_base", "read_adapter_metadata"]
+__all__ = ["TASKS", "AdapterSet", "LoadedAdapter", "Task", "adapter_set_folders",
+           "check_prediction_inputs", "get_task", "load_adapter", "load_adapter_set",
+           "load_base", "read_adapter_metadata"]

@@ -33,6 +33,7 @@ from loralab.errors import ConfigError, UserError
 from loralab.models.build import BuiltModel
 from loralab.models.generate import Generation
 from loralab.models.placement import Placement
+from loralab.tasks.inputs import check_prediction_inputs
 
 
 @dataclass
@@ -90,6 +91,14 @@ class Task(ABC):
     def build_model(self, config: Config, labels: list[str] | None,
                     placement: Placement) -> BuiltModel:
         """The model to train (base + head + LoRA, or the no-LoRA baseline) and its tokenizer."""
+
+    def load_tokenizer(self, config: Config) -> Any:
+        """The base model's tokenizer alone (no weights): `train --dry-run` encodes with it."""
+        from loralab.models.tokenizer import load_tokenizer
+
+        model = config.model
+        return load_tokenizer(model.name, revision=model.revision,
+                              trust_remote_code=model.trust_remote_code)
 
     @abstractmethod
     def load_model(self, config: Config, labels: list[str] | None, adapter: Path | None,
@@ -201,12 +210,15 @@ class Task(ABC):
         """The input fields training records carry (saved with the adapter)."""
         return ["text"]
 
+    def accepts_pairs(self, inputs: list[str] | None) -> bool | None:
+        """Whether an adapter trained on the input fields `inputs` needs a second text (True),
+        refuses one (False) or cannot tell (None: not recorded)."""
+        return inputs is not None and "text_pair" in inputs
+
     def check_inputs(self, records: list[dict[str, Any]], inputs: list[str] | None) -> None:
-        """Refuse inputs an adapter trained on `inputs` cannot read (None: not recorded)."""
-        if records and inputs is None:
-            return
-        if not records:
-            raise UserError("no inputs to predict (an empty file or request)")
+        """Refuse inputs an adapter trained on `inputs` cannot read: the one input rule of
+        predict and serve (loralab.tasks.inputs), with this task's pair rule."""
+        check_prediction_inputs(records, self.accepts_pairs(inputs))
 
     @abstractmethod
     def predict(self, model: torch.nn.Module, tokenizer: Any, records: list[dict[str, Any]],

@@ -156,6 +156,9 @@ class CausalLMTask(Task):
                     placement: Placement) -> BuiltModel:
         return build_causal_model(config, placement)
 
+    def load_tokenizer(self, config: Config) -> Any:
+        return load_causal_tokenizer(config)
+
     def load_model(self, config: Config, labels: list[str] | None, adapter: Path | None,
                    placement: Placement) -> tuple[torch.nn.Module, Any]:
         model = load_causal_model(config, placement=placement)

@@ -13,7 +13,7 @@ from transformers import DataCollatorWithPadding
 
 from loralab.config import Config
 from loralab.data.spec import RecordSpec
-from loralab.errors import DataError, UserError
+from loralab.errors import DataError
 from loralab.metrics.scores import classification_metrics, regression_metrics
 from loralab.tasks.encoder import EncoderTask
 from loralab.tasks.labels import infer_label_names, label_entropy, label_id, row_error
@@ -41,18 +41,8 @@ class TextTask(EncoderTask):
         pairs = any(r.get("text_pair") is not None for r in records)
         return ["text", "text_pair"] if pairs else ["text"]
 
-    def check_inputs(self, records, inputs):
-        super().check_inputs(records, inputs)
-        if inputs is None:
-            return
-        pairs = "text_pair" in inputs
-        given = [r.get("text_pair") is not None for r in records]
-        if not pairs and any(given):
-            raise UserError("this adapter was trained on single texts: give no second text "
-                            "(--text-pair / text_pair)")
-        if pairs and not all(given):
-            raise UserError("this adapter was trained on text pairs: give a second text for "
-                            "every input (--text-pair / text_pair)")
+    def accepts_pairs(self, inputs):
+        return None if inputs is None else "text_pair" in inputs
 
 
 class SequenceClassificationTask(TextTask):

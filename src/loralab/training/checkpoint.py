@@ -16,9 +16,11 @@ from typing import Any
 import torch
 
 from loralab.atomic import atomic_path
+from loralab.errors import UserError
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.pt"
+CHECKPOINT_KEYS = {"step", "epoch", "micro", "weights", "optimizer", "scheduler", "rng"}
 
 
 def checkpoint_path(run_dir: Path) -> Path:
@@ -33,10 +35,28 @@ def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
+    """The checkpoint's state, None without one; a truncated or corrupt file (or one that
+    cannot be read) is a UserError naming it."""
     path = checkpoint_path(run_dir)
     if not path.is_file():
         return None
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - torch raises OSError, RuntimeError, EOFError,
+        # UnpicklingError ... for a cut file
+        raise UserError(f"{path}: not a readable checkpoint ({first_line(exc)}); it is "
+                        f"truncated or corrupt: delete {path.parent} to train from the start"
+                        ) from None
+    if not isinstance(state, dict) or not CHECKPOINT_KEYS <= set(state):
+        raise UserError(f"{path}: not a loralab checkpoint (expected the keys "
+                        f"{', '.join(sorted(CHECKPOINT_KEYS))}); delete {path.parent} to train "
+                        "from the start")
+    return state
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def remove_checkpoint(run_dir: Path) -> None:

@@ -33,7 +33,7 @@ from loralab.models.adapter_io import adapter_folder_name, save_multi_adapter
 from loralab.tasks import get_task
 from loralab.tasks.loading import MULTI_FOLDER
 from loralab.training.recipe import TrainingRecipe
-from loralab.training.run_folder import METRICS_FILE, RunFolder, library_versions
+from loralab.training.run_folder import METRICS_FILE, RunFolder, finished, library_versions
 
 MULTI_KIND = "loralab.multi_adapter_run"
 
@@ -55,7 +55,7 @@ class MultiAdapterRecipe:
         if resume:
             self.check_same_config()
         self.finished = {name for name, _ in self.named
-                         if resume and (self.run.path / name / METRICS_FILE).is_file()}
+                         if resume and finished(self.run.path / name)}
         self.recipes = [
             TrainingRecipe(cfg, self.run.path / name, progress=progress,
                            overwrite=name in self.finished or not resume,

@@ -4,6 +4,8 @@ there answers the majority class whatever the input)."""
 
 from __future__ import annotations
 
+import math
+
 # the second half of epoch 1's losses within 3 % of the prior's loss counts as "still there"
 STUCK_FRACTION = 0.97
 
@@ -15,7 +17,7 @@ def stuck_at_prior(prior: float | None, losses: list[float], learning_rate: floa
     if prior is None or not tail:
         return None
     mean = sum(tail) / len(tail)
-    if mean < STUCK_FRACTION * prior:
+    if not math.isfinite(mean) or mean < STUCK_FRACTION * prior:  # NaN is divergence's
         return None
     return (f"warning: after epoch 1 the training loss ({mean:.4f}) is still the label "
             f"prior's ({prior:.4f}): the model has learned no more than the class frequencies "

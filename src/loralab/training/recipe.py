@@ -36,6 +36,7 @@ from loralab.models.placement import Placement, mixed_precision, resolve_device
 from loralab.tasks import get_task
 from loralab.training.checkpoint import remove_checkpoint, save_checkpoint
 from loralab.training.diagnostics import DiagnosticsLog
+from loralab.training.divergence import check_grad_norm, check_loss
 from loralab.training.optim import build_optimizer, build_scheduler
 from loralab.training.prior_check import stuck_at_prior
 from loralab.training.results import run_metrics
@@ -228,11 +229,13 @@ class TrainingRecipe:
             batch = {k: v.to(device) for k, v in batch.items()}
             counters.samples_seen += int(batch["input_ids"].shape[0])
             loss, reg, parts = self._train_step(batch)
+            check_loss(self.config, state.step + 1, loss, reg, parts)
             losses.append(loss)
             self.diagnostics.add(loss, reg, parts)
             if micro % cfg.gradient_accumulation_steps and micro != len(self.train_loader):
                 continue
             grad_norm = self._optimizer_step()
+            check_grad_norm(self.config, state.step, grad_norm, state.scaler)
             self.bar.update(1)
             self.bar.set_postfix(loss=f"{loss:.4f}")
             self.diagnostics.maybe_write(state.step, self._epoch_position(epoch, micro),
@@ -368,7 +371,8 @@ class TrainingRecipe:
                 self.run.start(self.config)
             if self.trains:
                 self.setup_optimizer()
-                self.fit()
+                with self.run.stops_on_divergence(self.config, self.state, enabled=self.main):
+                    self.fit()
             else:
                 self.skip_training()
             return self.finish()

@@ -3,7 +3,9 @@
 `loralab train` and grid workers take the same lock, so two processes never mix their files in
 one folder; the second is refused with the first one's process id. The lock is re-entrant
 within a process (a grid worker holds it, then trains), and `RUN/.lock.owner` names the
-holder while it is held.
+holder while it is held. Over a finished run (`--overwrite`) the lock is held without an owner
+file, so a killed overwrite leaves the finished folder as it was; the new run's staging
+folder names the holder instead (`owner` looks there too).
 """
 
 from __future__ import annotations
@@ -49,16 +51,24 @@ def busy_message(run_dir: Path) -> str:
             "or choose another --output")
 
 
+def staging_dir(run_dir: Path) -> Path:
+    """Where `--overwrite` writes the new run beside a finished one."""
+    return run_dir.parent / f".{run_dir.name}.new"
+
+
 def owner(run_dir: Path) -> str:
-    try:
-        return (run_dir / OWNER_FILE).read_text(encoding="utf-8").strip() or "?"
-    except OSError:
-        return "?"
+    for file in (run_dir / OWNER_FILE, staging_dir(run_dir) / OWNER_FILE):
+        try:
+            return file.read_text(encoding="utf-8").strip() or "?"
+        except OSError:
+            continue
+    return "?"
 
 
 @contextmanager
-def hold_run_lock(run_dir: Path) -> Iterator[None]:
-    """Hold RUN/.lock (creating RUN); RunFolderBusy when another process holds it."""
+def hold_run_lock(run_dir: Path, *, owner_file: bool = True) -> Iterator[None]:
+    """Hold RUN/.lock (creating RUN); RunFolderBusy when another process holds it.
+    `owner_file` False: write no RUN/.lock.owner (and remove one a killed holder left)."""
     key = str(run_dir.resolve())
     if key in _held:
         _held[key] += 1
@@ -76,9 +86,13 @@ def hold_run_lock(run_dir: Path) -> Iterator[None]:
     _held[key] = 1
     try:
         with named_errors(run_dir / OWNER_FILE):
-            (run_dir / OWNER_FILE).write_text(f"{os.getpid()}\n", encoding="utf-8")
+            if owner_file:
+                (run_dir / OWNER_FILE).write_text(f"{os.getpid()}\n", encoding="utf-8")
+            else:
+                (run_dir / OWNER_FILE).unlink(missing_ok=True)
         yield
     finally:
         del _held[key]
-        (run_dir / OWNER_FILE).unlink(missing_ok=True)
+        if owner_file:
+            (run_dir / OWNER_FILE).unlink(missing_ok=True)
         lock.release()

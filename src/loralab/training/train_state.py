@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from loralab.errors import UserError
 from loralab.training.selection import BestTracker, saved_parameters
 
 
@@ -92,8 +93,14 @@ class TrainState:
         with torch.no_grad():
             for name, value in state["weights"].items():
                 params[name].copy_(value)
-        self.optimizer.load_state_dict(state["optimizer"])
+        rates = list(self.scheduler.base_lrs)   # this config's (a diverged run may lower them)
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except ValueError as exc:  # other parameter groups: learning rates merged or split
+            raise UserError(f"the checkpoint's optimizer does not fit this config ({exc}); "
+                            "resume with the learning rates the run started with") from None
         self.scheduler.load_state_dict(state["scheduler"])
+        use_rates(self.optimizer, self.scheduler, rates)
         if state["scaler"] is not None and self.scaler is not None:
             self.scaler.load_state_dict(state["scaler"])
         self.tracker.load_state_dict(state["tracker"])
@@ -102,3 +109,12 @@ class TrainState:
         self.resumed_from_step = self.step
         self.generator.set_state(state["epoch_generator"])
         set_rng_states(state["rng"])
+
+
+def use_rates(optimizer: Any, scheduler: Any, rates: list[float]) -> None:
+    """Continue a restored schedule at new base learning rates (the same position in it)."""
+    for group, old, new in zip(optimizer.param_groups, scheduler.base_lrs, rates):
+        group["lr"] = group["lr"] * new / old
+        group["initial_lr"] = new
+    scheduler.base_lrs = rates
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
