@@ -102,8 +102,31 @@ def hammer(server, adapter, expected, stop, errors, allowed_404=False, done=None
             done.append(reply.status_code)
         if reply.status_code == 404 and allowed_404:
             continue
-        if reply.status_code != 200 or reply.json()["results"] != expected:
+        if reply.status_code != 200 or not same_answer(reply.json()["results"], expected):
             errors.append((adapter, reply.status_code, reply.text[:200]))
+
+
+def same_answer(results, expected, tol=1e-5):
+    """Labels exactly, numbers within float noise: a row batched with other rows may differ in
+    the last digits of its scores (the batched matmul's summation order), never in its label."""
+    if len(results) != len(expected):
+        return False
+    for got, want in zip(results, expected):
+        if got.keys() != want.keys() or got["label"] != want["label"]:
+            return False
+        if not numbers_close(got, want, tol):
+            return False
+    return True
+
+
+def numbers_close(got, want, tol):
+    if isinstance(want, dict):
+        return got.keys() == want.keys() and all(numbers_close(got[k], want[k], tol) for k in want)
+    if isinstance(want, list):
+        return len(got) == len(want) and all(numbers_close(g, w, tol) for g, w in zip(got, want))
+    if isinstance(want, float):
+        return abs(got - want) <= tol
+    return got == want
 
 
 def test_hot_load_unload_and_rescan_under_load(setup, server):
@@ -129,7 +152,7 @@ def test_hot_load_unload_and_rescan_under_load(setup, server):
         rescanned = admin(server, "POST", "/v1/adapters/rescan").json()
         assert rescanned["loaded"] == ["later"] and "broken" in rescanned["failed"]
         later = classify(server, "later").json()["results"]   # may reuse drop's slot
-        assert later != drop and later != late
+        assert not same_answer(later, drop) and not same_answer(later, late)
         assert admin(server, "POST", "/v1/adapters", json={"path": "late"}).status_code == 409
     finally:
         stop.set()
@@ -137,6 +160,6 @@ def test_hot_load_unload_and_rescan_under_load(setup, server):
             worker.join(60)
     assert errors == []
     assert 200 in done and 404 in done       # drop answered before, and 404 after, its unload
-    assert classify(server, "keep").json()["results"] == keep
-    assert classify(server, "late").json()["results"] == late
+    assert same_answer(classify(server, "keep").json()["results"], keep)
+    assert same_answer(classify(server, "late").json()["results"], late)
     assert admin(server, "DELETE", "/v1/adapters/drop").status_code == 404
