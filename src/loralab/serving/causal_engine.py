@@ -14,9 +14,9 @@ import logging
 from typing import Any
 
 import torch
-import transformers
 
 from loralab.config import Config
+from loralab.models.kv_cache import cache_kwargs, new_cache
 from loralab.serving.engine import MixedEngine
 from loralab.serving.multi_lora import BatchPlan
 from loralab.serving.sampling import GenerationRow, next_tokens
@@ -80,7 +80,7 @@ class CausalEngine(MixedEngine):
     def _step(self, plan: BatchPlan, inputs: dict[str, torch.Tensor],
               cache: Any) -> torch.Tensor:
         with self.lock, torch.inference_mode(), self.context.use(plan):
-            out = self.model(**inputs, cache=cache, use_cache=True)
+            out = self.model(**inputs, **cache_kwargs(self.model, cache))
         return out.logits[:, -1, :]
 
     def _generate_batch(self, rows: list[GenerationRow], on_step: Any) -> None:
@@ -91,7 +91,7 @@ class CausalEngine(MixedEngine):
         if not live:
             return
         inputs = self._prefill_inputs(live)
-        cache = transformers.DynamicCache(config=self.model.config)
+        cache = new_cache(self.model)
         plan = BatchPlan.of([r.slot for r in live], self.device)
         logits = self._step(plan, inputs, cache)
         mask = inputs["attention_mask"]
