@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from loralab.errors import UserError
 from loralab.serving.adapter_registry import Lease
 from loralab.serving.discovery import one_line
-from loralab.serving.encoder import EncoderEngine, EncoderRow
 from loralab.serving.http_errors import ServeError, check_text, unless_disconnected
 from loralab.serving.openai_api import EmbeddingRequest, new_id
 from loralab.serving.server_state import ServerState
@@ -59,9 +58,7 @@ def classify_records(lease: Lease, inputs: list[str | PairInput]) -> list[dict[s
     if info is None:
         raise ServeError(400, f"{lease.name!r} is a base model without a trained head: "
                               "classify with one of its adapters, or use /v1/embeddings")
-    if not isinstance(lease.engine, EncoderEngine):
-        raise ServeError(400, f"adapter {info.name!r} is a {info.task.name} adapter: use "
-                              "/v1/completions or /v1/chat/completions")
+    lease.engine.require("classify", info.name, info.task.name, "adapter")
     records = [{"text": i, "text_pair": None} if isinstance(i, str) else
                {"text": i.text, "text_pair": i.text_pair} for i in inputs]
     if info.pairs is False and any(r["text_pair"] is not None for r in records):
@@ -87,7 +84,7 @@ async def classify(state: ServerState, adapter: str,
                                         info.config.model.max_length)
         except UserError as exc:
             raise ServeError(422, one_line(exc), "inputs") from None
-        rows = [EncoderRow(f, lease.slot, info.width) for f in features]
+        rows = lease.engine.make_rows("classify", features, lease.slot, info.width)
         logits = await state.batcher(lease.engine).submit("logits", rows)
         results = []
         for record, feature, row_logits in zip(records, features, logits):
@@ -148,14 +145,12 @@ async def embeddings(body: EmbeddingRequest, request: Request) -> dict[str, Any]
     check_size(state, texts, len(texts))
     lease = state.registry.lease(body.model)
     try:
-        if not isinstance(lease.engine, EncoderEngine):
-            raise ServeError(400, f"{body.model!r} is a causal LM; embeddings are served for "
-                                  "encoders", "model")
+        lease.engine.require("embed", body.model)
         tokenizer = lease.tokenizer
         limit = lease.info.config.model.max_length if lease.info else \
             min(getattr(tokenizer, "model_max_length", 512), 512)
         features = [dict(tokenizer(t, truncation=True, max_length=limit)) for t in texts]
-        rows = [EncoderRow(f, lease.slot) for f in features]
+        rows = lease.engine.make_rows("embed", features, lease.slot)
         vectors = await unless_disconnected(
             request, state.batcher(lease.engine).submit("embed", rows))
     finally:

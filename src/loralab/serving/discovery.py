@@ -79,20 +79,25 @@ def describe(path: Path, name: str) -> AdapterInfo:
     from loralab.serving.adapter_weights import read_peft_config
 
     read_peft_config(path)                 # readable, and a kind of LoRA this server serves
+    from loralab.models.adapter_io import read_adapter_files
+
     config, task_name, labels = read_adapter_metadata(path)
     task = get_task(task_name, config)
-    return AdapterInfo(name, path, config, task, labels, trained_on_pairs(config, task))
+    inputs = read_adapter_files(path).mapping.get("inputs")
+    return AdapterInfo(name, path, config, task, labels, trained_on_pairs(config, task, inputs))
 
 
-def trained_on_pairs(config: Config, task: Task) -> bool | None:
-    """Whether the adapter's training rows had a second text: never for tasks whose records
-    are not sentences (word tags, prompt fields); else from the first training row (None when
-    the training data is not readable here, e.g. on another machine)."""
+def trained_on_pairs(config: Config, task: Task, inputs: list[str] | None = None) -> bool | None:
+    """Whether the adapter's training rows had a second text: the task's rule on the input
+    fields recorded with the adapter (Task.accepts_pairs: never for word tags or prompts);
+    when not recorded, from the config's columns or the first training row (None when the
+    training data is not readable here, e.g. on another machine)."""
     from loralab.data import read_file
     from loralab.data.paths import expand_paths
 
-    if task.records.kind != "sentences":
-        return False
+    recorded = task.accepts_pairs(inputs)
+    if recorded is not None:
+        return recorded
     if config.data.columns.text_pair is not None:
         return True
     if not config.data.train:

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from loralab.errors import UserError
 from loralab.serving.adapter_registry import NotFound
 from loralab.serving.discovery import one_line
+from loralab.serving.engine_api import WrongRoute
 from loralab.serving.openai_api import error_object
 
 log = logging.getLogger("loralab.serve")
@@ -68,6 +69,10 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def not_found(_: Request, exc: NotFound) -> JSONResponse:
         return error_response(404, one_line(exc), "model")
+
+    @app.exception_handler(WrongRoute)
+    async def wrong_route(_: Request, exc: WrongRoute) -> JSONResponse:
+        return error_response(400, one_line(exc), exc.param)
 
     @app.exception_handler(UserError)
     async def user_error(_: Request, exc: UserError) -> JSONResponse:

@@ -65,10 +65,10 @@ def start_server(models_dir: str, *, host: str = "127.0.0.1", port: int = 8000,
         import torch
 
         torch.set_num_threads(threads)
-    from loralab.serving.adapter_registry import base_config
+    from loralab.tasks import serving_base_config
 
     for name in bases or []:                # a wrong --base fails now, not in the background
-        base_config(name)
+        serving_base_config(name)
     return serve(ServeSettings(
         models_dir=folder.resolve(), host=host, port=port, device=device,
         max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
