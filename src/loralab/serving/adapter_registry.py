@@ -149,7 +149,7 @@ class AdapterRegistry:
             return entry
 
     def load_path(self, path: Path, name: str | None = None) -> Entry:
-        entry = self.load(describe(path, name or path.name))
+        entry = self.load(describe(path, name or path.name, self.models_dir))
         self.unloaded.discard(path.resolve())
         return entry
 

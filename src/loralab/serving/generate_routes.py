@@ -71,7 +71,7 @@ def build_rows(state: ServerState, lease: Lease, prompts: list[str], body: oa.Sa
     rows, prompt_tokens = [], 0
     eos = eos_ids(tokenizer, engine.model) | engine.eos_ids
     for p, prompt in enumerate(prompts):
-        check_text(prompt, f"prompt {p}", limits.max_input_chars, "prompt")
+        check_text(prompt, f"prompt {p + 1}", limits.max_input_chars, "prompt")
         with tokenizer_lock(tokenizer):
             ids = tokenizer(prompt, add_special_tokens=not chat)["input_ids"]
         max_tokens = asked or default_max_tokens(chat, len(ids), engine.max_context,

@@ -31,9 +31,9 @@ class ServeError(Exception):
 
 
 def check_text(text: str, what: str, max_chars: int, param: str) -> None:
-    """413 for an empty input text or one longer than --max-input-chars (every route)."""
+    """422 for an empty input text, 413 for one longer than --max-input-chars (every route)."""
     if not text.strip():
-        raise ServeError(413, f"{what} is empty", param)
+        raise ServeError(422, f"{what} is empty or only whitespace", param)
     if len(text) > max_chars:
         raise ServeError(413, f"{what} has {len(text)} characters, more than the limit of "
                               f"{max_chars} (--max-input-chars)", param)

@@ -40,6 +40,7 @@ class ServeSettings:
     max_input_chars: int = 20000
     max_rows: int = 256
     max_tokens: int = 2048
+    max_request_bytes: int = 8 * 1024 * 1024
     response_log: int = 10000
 
     @property
