@@ -94,6 +94,39 @@ def test_paths_must_stay_inside_models_dir(setup, server):
         link.unlink()
 
 
+def test_links_outside_models_dir_and_mismatched_weights_are_refused(setup, server):
+    """A file inside an adapter folder that links outside MODELS_DIR is refused like a
+    folder (403 on load, failed on rescan); weights that do not match adapter_config.json
+    are listed as failed and never served (400 on load)."""
+    import json
+
+    root, tiny, models, spare = setup
+    linked = models / "linked"
+    linked.mkdir()
+    for item in (spare / "late").iterdir():
+        (linked / item.name).symlink_to(item) if item.name.endswith(".safetensors") else \
+            shutil.copy(item, linked / item.name)
+    wrong = models / "wrong_rank"
+    shutil.copytree(spare / "later", wrong)
+    config = json.loads((wrong / "adapter_config.json").read_text())
+    (wrong / "adapter_config.json").write_text(json.dumps({**config, "r": config["r"] * 2}))
+    try:
+        reply = admin(server, "POST", "/v1/adapters", json={"path": "linked"})
+        assert reply.status_code == 403 and "links outside MODELS_DIR" in reply.text
+        reply = admin(server, "POST", "/v1/adapters", json={"path": "wrong_rank"})
+        assert reply.status_code == 400 and "wrong_rank" in reply.text, reply.text
+        result = admin(server, "POST", "/v1/adapters/rescan").json()
+        assert "links outside MODELS_DIR" in result["failed"]["linked"]["error"]
+        assert "wrong_rank" in result["failed"]
+        listing = {a["name"]: a for a in httpx.get(server.url + "/v1/adapters").json()["data"]}
+        assert listing["linked"]["status"] == listing["wrong_rank"]["status"] == "failed"
+        for name in ("linked", "wrong_rank"):
+            assert classify(server, name).status_code == 404
+    finally:
+        shutil.rmtree(linked)
+        shutil.rmtree(wrong)
+
+
 def hammer(server, adapter, expected, stop, errors, allowed_404=False, done=None):
     """Classify in a loop; record any answer that is not this adapter's own."""
     while not stop.is_set():

@@ -4,11 +4,18 @@ input answered with a 4xx and a one-line message while the server keeps serving.
 
 from __future__ import annotations
 
+import json
 import math
 
 import httpx
 import pytest
-from serving_helpers import build_models_dir, running_server
+from bad_input_cases import REQUESTS
+from serving_helpers import (
+    build_models_dir,
+    make_adapter,
+    running_server,
+    write_loralab_config,
+)
 
 from loralab.commands.predict import predict_records
 from loralab.tasks import load_adapter
@@ -21,8 +28,12 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve-api")
     tiny = build_tiny_encoder(root / "tiny-bert", "bert")
     models = build_models_dir(root, tiny)
+    pairs = make_adapter(tiny, models / "pairs", "sequence_classification", labels=["no", "yes"],
+                         seed=9)
+    write_loralab_config(pairs, tiny, "sequence_classification",
+                         columns={"text": "a", "text_pair": "b"})
     with running_server(models, "--base", str(tiny), "--max-rows", "40",
-                        "--max-input-chars", "300") as running:
+                        "--max-input-chars", "300", "--max-request-bytes", "20000") as running:
         running.models, running.tiny = models, tiny
         yield running
 
@@ -98,53 +109,43 @@ def test_metrics_count_requests_batches_and_adapters(server):
     assert "loralab_batch_rows_bucket" in text and 'kind="logits"' in text
     assert "loralab_request_seconds_bucket" in text
     loaded = [line for line in text.splitlines() if line.startswith("loralab_adapters_loaded")]
-    assert loaded == ["loralab_adapters_loaded 5.0"]
+    assert loaded == ["loralab_adapters_loaded 6.0"]
 
 
-BAD_REQUESTS = [
-    # (what, path, body, status, words in the message)
-    ("unknown adapter", "/v1/classify", {"adapter": "nope", "inputs": ["a"]}, 404,
-     "unknown adapter or model 'nope'"),
-    ("no inputs", "/v1/classify", {"adapter": "three", "inputs": []}, 413, "no inputs"),
-    ("empty text", "/v1/classify", {"adapter": "three", "inputs": ["  "]}, 413,
-     "input 0 is empty"),
-    ("too long", "/v1/classify", {"adapter": "three", "inputs": ["a" * 301]}, 413,
-     "301 characters"),
-    ("too many rows", "/v1/classify", {"adapter": "three", "inputs": ["a"] * 41}, 413,
-     "41 inputs is more than the limit of 40"),
-    ("pair for a single-text adapter", "/v1/classify",
-     {"adapter": "lora_sentiment_bert_r4", "inputs": [{"text": "a", "text_pair": "b"}]}, 400,
-     "trained on single texts"),
-    ("pair for token tagging", "/v1/classify",
-     {"adapter": "ner", "inputs": [{"text": "a", "text_pair": "b"}]}, 400,
-     "text_pair is not accepted"),
-    ("headless base", "/v1/classify", {"adapter": "BASE", "inputs": ["a"]}, 400,
-     "without a trained head"),
-    ("wrong type", "/v1/classify", {"adapter": "three", "inputs": "a"}, 422, "inputs"),
-    ("missing field", "/v1/classify", {"inputs": ["a"]}, 422, "adapter: Field required"),
-    ("unknown field", "/v1/classify", {"adapter": "three", "inputs": ["a"], "x": 1}, 422,
-     "x: Extra inputs are not permitted"),
-    ("generation on an encoder", "/v1/completions", {"model": "three", "prompt": "a"}, 400,
-     "use /v1/classify"),
-    ("unknown model", "/v1/chat/completions",
-     {"model": "nope", "messages": [{"role": "user", "content": "a"}]}, 404, "unknown"),
-    ("bad rating", "/v1/feedback", {"response_id": "x", "rating": "meh"}, 422, "rating"),
-    ("unknown response", "/v1/feedback", {"response_id": "cls-0", "rating": "up"}, 404,
-     "unknown or expired response id"),
-    ("empty batch", "/api/v1/classify/batch", {"requests": []}, 422, "requests"),
-]
+BAD_REQUESTS = REQUESTS        # the catalogue's server rows (tests/bad_input_cases.py)
 
 
 @pytest.mark.parametrize("what,path,body,status,words", BAD_REQUESTS,
                          ids=[r[0] for r in BAD_REQUESTS])
 def test_bad_requests_get_a_4xx_with_one_line(server, what, path, body, status, words):
-    body = {k: (str(server.tiny) if v == "BASE" else v) for k, v in body.items()}
-    reply = post(server, path, body)
+    if isinstance(body, bytes):
+        reply = httpx.post(server.url + path, content=body, timeout=60,
+                           headers={"content-type": "application/json"})
+    else:
+        names = {"BASE": str(server.tiny), "PAIRS": "pairs"}
+        body = json.loads(json.dumps(body).replace('"BASE"', json.dumps(names["BASE"]))
+                          .replace('"PAIRS"', '"pairs"'))
+        reply = post(server, path, body)
     assert reply.status_code == status, reply.text
     error = reply.json()["error"]
     assert words in error["message"] and "\n" not in error["message"]
     assert error["code"] == status and error["type"]
     assert post(server, "/v1/classify", {"adapter": "three", "inputs": ["a"]}).status_code == 200
+
+
+def test_a_pair_adapter_answers_pairs_and_a_body_within_the_limit_passes(server):
+    reply = post(server, "/v1/classify", {"adapter": "pairs", "inputs": [
+        {"text": "a cat sat", "text_pair": "a cat was sitting"}]})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["results"][0]["text_pair"] == "a cat was sitting"
+    body = {"adapter": "three", "inputs": ["a" * 250] * 40}          # ~10 kB of 20 kB
+    assert post(server, "/v1/classify", body).status_code == 200
+    big = json.dumps({"adapter": "three", "inputs": ["a" * 250] * 100}).encode()
+    assert len(big) > 20000
+    streamed = httpx.post(server.url + "/v1/classify", timeout=60,       # chunked: no length
+                          content=(big[i:i + 4096] for i in range(0, len(big), 4096)),
+                          headers={"content-type": "application/json"})
+    assert streamed.status_code == 413 and "--max-request-bytes" in streamed.text
 
 
 def test_malformed_json_is_a_422(server):

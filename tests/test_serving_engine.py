@@ -54,6 +54,13 @@ def encoded(engine, texts):
     return [dict(engine.tokenizer(t)) for t in texts]
 
 
+def encoder_engine(tiny, task):
+    """The serving engine on the base encoder the task builds (Task.load_serving_base)."""
+
+    config = validate_config({"model": {"name": str(tiny), "task": task.name}})
+    return EncoderEngine.for_task(config, task, None, CPU)
+
+
 def peft_logits(base, path, task, labels, texts):
     import transformers
 
@@ -65,7 +72,7 @@ def peft_logits(base, path, task, labels, texts):
 
 
 def test_mixed_sequence_batch_equals_each_adapter_alone(tiny, seq_adapters):
-    engine = EncoderEngine(str(tiny), get_task("sequence_classification"), CPU)
+    engine = encoder_engine(tiny, get_task("sequence_classification"))
     slots = {name: engine.attach(read_adapter_weights(path, engine.module_names))
              for name, (path, _) in seq_adapters.items()}
     names = list(seq_adapters)
@@ -87,7 +94,7 @@ def test_mixed_sequence_batch_equals_each_adapter_alone(tiny, seq_adapters):
 
 def test_adapters_change_the_answer(tiny, seq_adapters):
     """The oracle could pass with every delta at zero if the adapters did nothing: they don't."""
-    engine = EncoderEngine(str(tiny), get_task("sequence_classification"), CPU)
+    engine = encoder_engine(tiny, get_task("sequence_classification"))
     path, labels = seq_adapters["three"]
     slot = engine.attach(read_adapter_weights(path, engine.module_names))
     feature = encoded(engine, TEXTS[:1])[0]
@@ -105,7 +112,7 @@ def test_token_classification_mixed_batch(tiny, tmp_path):
     two = make_adapter(tiny, tmp_path / "tok3", "token_classification",
                        labels=["O", "B-X", "I-X"], r=2, targets=["intermediate.dense"], seed=8)
     task = get_task("token_classification")
-    engine = EncoderEngine(str(tiny), task, CPU)
+    engine = encoder_engine(tiny, task)
     slots = [engine.attach(read_adapter_weights(p, engine.module_names)) for p in (one, two)]
     records = [{"tokens": t.split()} for t in TEXTS[:6]]
     features = task.encode(records, engine.tokenizer, tags5, 64)
@@ -128,7 +135,7 @@ def test_token_classification_mixed_batch(tiny, tmp_path):
 def test_embeddings_of_base_rows_and_adapter_rows(tiny, seq_adapters):
     import transformers
 
-    engine = EncoderEngine(str(tiny), get_task("sequence_classification"), CPU)
+    engine = encoder_engine(tiny, get_task("sequence_classification"))
     path, labels = seq_adapters["two_rs"]
     slot = engine.attach(read_adapter_weights(path, engine.module_names))
     features = encoded(engine, TEXTS[:4])
@@ -155,7 +162,7 @@ def test_a_loralab_trained_adapter_serves_like_it_predicts(tiny, tmp_path):
     recipe = TrainingRecipe(config, tmp_path / "run", progress=False)
     adapter = tmp_path / "run" / recipe.run_all()["adapter"]
     loaded = load_adapter(adapter)
-    engine = EncoderEngine(str(tiny), loaded.task, CPU)
+    engine = encoder_engine(tiny, loaded.task)
     slot = engine.attach(read_adapter_weights(adapter, engine.module_names))
     features = loaded.task.encode([{"text": t} for t in TEXTS], loaded.tokenizer, loaded.labels,
                                   64)
@@ -167,7 +174,7 @@ def test_a_loralab_trained_adapter_serves_like_it_predicts(tiny, tmp_path):
 
 
 def test_detach_waits_for_in_flight_batches_and_slots_are_reused(tiny, seq_adapters):
-    engine = EncoderEngine(str(tiny), get_task("sequence_classification"), CPU)
+    engine = encoder_engine(tiny, get_task("sequence_classification"))
     first, labels = seq_adapters["three"]
     slot = engine.attach(read_adapter_weights(first, engine.module_names))
     feature = encoded(engine, TEXTS[:1])[0]
@@ -193,7 +200,7 @@ def test_unsupported_adapters_are_refused(tiny, tmp_path):
     path = make_adapter(tiny, tmp_path / "dora", "sequence_classification", labels=["a", "b"])
     config = json.loads((path / "adapter_config.json").read_text())
     (path / "adapter_config.json").write_text(json.dumps({**config, "use_dora": True}))
-    engine = EncoderEngine(str(tiny), get_task("sequence_classification"), CPU)
+    engine = encoder_engine(tiny, get_task("sequence_classification"))
     with pytest.raises(UserError, match="use_dora=True: DoRA adapters"):
         read_adapter_weights(path, engine.module_names)
     headless = make_adapter(tiny, tmp_path / "nohead", "sequence_classification",
@@ -223,8 +230,8 @@ def test_greedy_generation_of_a_mixed_batch_equals_each_row_alone(tiny_lm, tmp_p
                         targets=["q_proj", "v_proj"])
     mlp = make_adapter(tiny_lm, tmp_path / "mlp", "causal_lm", r=8, seed=6, rslora=True,
                        targets=["gate_proj", "down_proj", "o_proj"])
-    engine = CausalEngine(str(tiny_lm), validate_config(
-        {"model": {"name": str(tiny_lm), "task": "causal_lm"}}), CPU)
+    config = validate_config({"model": {"name": str(tiny_lm), "task": "causal_lm"}})
+    engine = CausalEngine.for_task(config, get_task("causal_lm", config), None, CPU)
     slots = {p: engine.attach(read_adapter_weights(p, engine.module_names)) for p in (attn, mlp)}
     tok = engine.tokenizer
     prompts = ["hello there", "book a flight to paris", "x", "order pizza now", "abc", "hi"]
@@ -285,3 +292,25 @@ def test_length_batches_limit_rows_and_padding():
         padding = sum(longest - lengths[i] for i in batch) / (longest * len(batch))
         assert padding <= 0.2 or len(batch) <= 8
     assert length_batches([5, 50, 7], max_rows=64) == [[0, 2, 1]]     # few rows: one batch
+
+
+def test_the_task_builds_the_served_base_with_the_adapters_head_size(tiny):
+    """The served base comes from Task.load_serving_base: the adapter's own label count
+    (not a fixed 2), regression's single output, fp32 weights on CPU; routes ask the engine
+    (WrongRoute) instead of testing its class."""
+    from loralab.serving.engine_api import WrongRoute
+
+    def built(task_name, labels):
+        task = get_task(task_name)
+        config = validate_config({"model": {"name": str(tiny), "task": task_name}})
+        return EncoderEngine.for_task(config, task, labels, CPU)
+
+    three = built("sequence_classification", ["a", "b", "c"])
+    assert three.model.classifier.out_features == 3
+    assert {p.dtype for p in three.model.parameters()} == {torch.float32}
+    assert three.required_saved == ["classifier"] or "classifier" in three.required_saved[0]
+    assert built("regression", None).model.classifier.out_features == 1
+    assert three.serves == "classify" and three.base_kind == "embed"
+    three.require("classify", "x")
+    with pytest.raises(WrongRoute, match="'x' is a text encoder model: use /v1/classify"):
+        three.require("generate", "x")

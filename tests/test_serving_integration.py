@@ -78,7 +78,7 @@ def test_real_adapters_served_together(models):
         assert labels <= {"safe", "injection"}
         refused = httpx.post(server.url + "/v1/classify", json={
             "adapter": "lora_injection_bert_r16", "inputs": [pair]})
-        assert refused.status_code == 400 and "single texts" in refused.text
+        assert refused.status_code == 422 and "single texts" in refused.text
 
         client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0,
                                timeout=300)

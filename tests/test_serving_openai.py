@@ -116,7 +116,7 @@ def test_errors_come_in_openai_shape(server):
             {"role": "user", "content": "a"}])
     with pytest.raises(openai.APIStatusError) as info:
         server.client.completions.create(model="chat", prompt=" ", max_tokens=2)
-    assert info.value.status_code == 413
+    assert info.value.status_code == 422 and "prompt 1 is empty" in str(info.value)
 
 
 def test_concurrent_requests_share_a_decode_batch(server):

@@ -16,7 +16,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         admin_token_file=args.admin_token_file, feedback_db=args.feedback_db,
         max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
         max_input_chars=args.max_input_chars, max_rows=args.max_rows,
-        max_tokens=args.max_tokens, threads=args.threads)
+        max_tokens=args.max_tokens, max_request_bytes=args.max_request_bytes,
+        threads=args.threads)
 
 
 def cmd_feedback_export(args: argparse.Namespace) -> int:
@@ -55,6 +56,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="CPU threads for the models (default: torch's, one per core)")
     p.add_argument("--max-tokens", type=at_least(int), default=2048,
                    help="largest max_tokens a generation request may ask for (default 2048)")
+    p.add_argument("--max-request-bytes", type=at_least(int), default=8 * 1024 * 1024,
+                   help="largest request body accepted, refused with 413 before it is parsed "
+                        "(default 8388608, 8 MiB)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("feedback", help="ratings collected by loralab serve")

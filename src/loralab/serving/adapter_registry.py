@@ -19,24 +19,24 @@ from typing import Any
 
 import torch
 
-from loralab.config import Config, validate_config
+from loralab.config import Config
 from loralab.errors import UserError
 from loralab.serving.adapter_weights import read_adapter_weights
 from loralab.serving.causal_engine import CausalEngine
 from loralab.serving.discovery import AdapterInfo, describe, discover, one_line
 from loralab.serving.encoder import EncoderEngine
-from loralab.serving.engine import MixedEngine
-from loralab.tasks import get_task
+from loralab.serving.engine_api import ServedEngine
+from loralab.tasks import Task, get_task, serving_base_config
 
 log = logging.getLogger("loralab.serve")
-# the engine for a task's model class: decoders get the decode loop, the rest are encoders
-ENGINES: dict[str, type[MixedEngine]] = {"AutoModelForCausalLM": CausalEngine}
+# the engine for what a task's adapters answer (Task.serves)
+ENGINES: dict[str, type[ServedEngine]] = {"classify": EncoderEngine, "generate": CausalEngine}
 
 
 @dataclass
 class Entry:
     info: AdapterInfo
-    engine: MixedEngine
+    engine: ServedEngine
     slot: int
     loaded_at: float
     load_seconds: float
@@ -51,14 +51,14 @@ class Entry:
                 "path": str(self.info.path), "loaded_at": self.loaded_at,
                 "load_seconds": round(self.load_seconds, 3), "requests": self.requests,
                 "chat": bool(getattr(self.tokenizer, "chat_template", None)),
-                "kind": "generate" if isinstance(self.engine, CausalEngine) else "classify",
+                "kind": self.engine.serves,
                 "pairs": self.info.pairs}
 
 
 @dataclass
 class Lease:
     """A request's hold on one adapter slot (or slot 0, a base model alone)."""
-    engine: MixedEngine
+    engine: ServedEngine
     slot: int
     entry: Entry | None = None
     _released: bool = field(default=False, repr=False)
@@ -69,11 +69,11 @@ class Lease:
 
     @property
     def tokenizer(self) -> Any:
-        return self.entry.tokenizer if self.entry else self.engine.tokenizer  # type: ignore
+        return self.entry.tokenizer if self.entry else self.engine.tokenizer
 
     @property
     def name(self) -> str:
-        return self.entry.info.name if self.entry else self.engine.name  # type: ignore
+        return self.entry.info.name if self.entry else self.engine.name
 
     def release(self) -> None:
         if not self._released:
@@ -85,26 +85,6 @@ class NotFound(UserError):
     """An unknown (or just unloaded) adapter or model name."""
 
 
-def base_config(name: str) -> Config:
-    """A config naming a base model given with --base (causal LM or encoder, from its files)."""
-    from loralab.models.architectures import CAUSAL_ARCHITECTURES
-    from loralab.models.causal import causal_source
-
-    causal = validate_config({"model": {"name": name, "task": "causal_lm"}})
-    if causal_source(causal)[1] is not None:
-        return causal
-    import transformers
-
-    from loralab.models.sources import model_load_error, resolve_model_source
-
-    try:
-        model_type = transformers.AutoConfig.from_pretrained(resolve_model_source(name)).model_type
-    except (OSError, ValueError) as exc:
-        raise model_load_error(name, exc) from None
-    return causal if model_type in CAUSAL_ARCHITECTURES else validate_config(
-        {"model": {"name": name}})
-
-
 class AdapterRegistry:
     def __init__(self, models_dir: Path, device: torch.device, max_batch_size: int = 64) -> None:
         self.models_dir = models_dir
@@ -112,35 +92,35 @@ class AdapterRegistry:
         self.max_batch_size = max_batch_size
         self.lock = threading.RLock()          # the tables below
         self.admin_lock = threading.RLock()    # one load / unload / rescan at a time
-        self.engines: dict[tuple, MixedEngine] = {}
+        self.engines: dict[tuple, ServedEngine] = {}
         self.adapters: dict[str, Entry] = {}
         self.failed: dict[str, dict[str, Any]] = {}
-        self.bases: dict[str, MixedEngine] = {}       # base model name -> an engine serving it
+        self.bases: dict[str, ServedEngine] = {}       # base model name -> an engine serving it
         self.unloaded: set[Path] = set()   # folders unloaded on request: rescans skip them
 
     # ------------------------------------------------------------------ engines
-    def engine_for(self, config: Config, task_class: str) -> MixedEngine:
-        key = (config.model.name, config.model.gguf_file, task_class)
+    def engine_for(self, config: Config, task: Task,
+                   labels: list[str] | None = None) -> ServedEngine:
+        """The engine serving `task`'s adapters on config's base model (built by the task the
+        first time: one per base model, revision, GGUF file, quantization and head class)."""
+        model = config.model
+        key = (model.name, model.revision, model.gguf_file, model.quantization,
+               task.auto_model_class)
         with self.admin_lock:
             if key not in self.engines:
                 started = time.perf_counter()
-                if ENGINES.get(task_class) is CausalEngine:
-                    engine: MixedEngine = CausalEngine(config.model.name, config, self.device,
+                engine = ENGINES[task.serves].for_task(config, task, labels, self.device,
                                                        self.max_batch_size)
-                else:
-                    task = get_task(config.model.task, config)
-                    engine = EncoderEngine(config.model.name, task, self.device,
-                                           self.max_batch_size)
-                log.info("loaded base model %s (%s) in %.1f s", config.model.name, task_class,
-                         time.perf_counter() - started)
+                log.info("loaded base model %s (%s) in %.1f s", model.name,
+                         task.auto_model_class, time.perf_counter() - started)
                 with self.lock:
                     self.engines[key] = engine
                     self.bases.setdefault(config.model.name, engine)
             return self.engines[key]
 
-    def add_base(self, name: str) -> MixedEngine:
-        config = base_config(name)
-        return self.engine_for(config, get_task(config.model.task).auto_model_class)
+    def add_base(self, name: str) -> ServedEngine:
+        config = serving_base_config(name)
+        return self.engine_for(config, get_task(config.model.task, config))
 
     # ------------------------------------------------------------------ load / unload
     def load(self, info: AdapterInfo) -> Entry:
@@ -149,7 +129,7 @@ class AdapterRegistry:
                 raise UserError(f"an adapter named {info.name!r} is already loaded")
             started = time.perf_counter()
             try:
-                engine = self.engine_for(info.config, info.task.auto_model_class)
+                engine = self.engine_for(info.config, info.task, info.labels)
                 weights = read_adapter_weights(info.path, engine.module_names)
                 tokenizer = adapter_tokenizer(info.path, engine)
                 slot = engine.attach(weights)
@@ -169,7 +149,7 @@ class AdapterRegistry:
             return entry
 
     def load_path(self, path: Path, name: str | None = None) -> Entry:
-        entry = self.load(describe(path, name or path.name))
+        entry = self.load(describe(path, name or path.name, self.models_dir))
         self.unloaded.discard(path.resolve())
         return entry
 
@@ -220,8 +200,8 @@ class AdapterRegistry:
     def base_listing(self) -> list[dict[str, Any]]:
         """Base models served alone: "generate" (causal LM) or "embed" (encoder)."""
         with self.lock:
-            return [{"name": name, "kind": "generate" if isinstance(e, CausalEngine) else "embed",
-                     "chat": bool(getattr(e.tokenizer, "chat_template", None))}  # type: ignore
+            return [{"name": name, "kind": e.base_kind,
+                     "chat": bool(getattr(e.tokenizer, "chat_template", None))}
                     for name, e in sorted(self.bases.items())]
 
     def listing(self) -> list[dict[str, Any]]:
@@ -232,11 +212,11 @@ class AdapterRegistry:
             return rows
 
 
-def adapter_tokenizer(path: Path, engine: MixedEngine) -> Any:
+def adapter_tokenizer(path: Path, engine: ServedEngine) -> Any:
     """The tokenizer saved in the adapter folder (its chat template, its EOS), else the
     base model's."""
     if not (path / "tokenizer_config.json").is_file():
-        return engine.tokenizer  # type: ignore[attr-defined]
+        return engine.tokenizer
     import transformers
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 
 from loralab.errors import UserError
-from loralab.serving.discovery import one_line
+from loralab.serving.discovery import OutsideModelsDir, one_line
 from loralab.serving.http_errors import ServeError
 from loralab.serving.server_state import TOKEN_ENV, ServerState
 
@@ -79,6 +79,8 @@ async def load_adapter(body: LoadRequest, request: Request) -> dict[str, Any]:
                               "or give another name", "name")
     try:
         entry = await asyncio.to_thread(state.registry.load_path, path, name)
+    except OutsideModelsDir as exc:
+        raise ServeError(403, one_line(exc), "path") from None
     except UserError as exc:
         raise ServeError(400, one_line(exc), "path") from None
     finally:

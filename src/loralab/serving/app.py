@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from loralab.serving import admin_routes, classify_routes, generate_routes
 from loralab.serving.http_errors import ServeError, install_handlers
 from loralab.serving.openai_api import model_object
+from loralab.serving.request_limits import BodyLimit, valid_strings
 from loralab.serving.server_state import ServerState, ServeSettings
 
 PAGE = Path(__file__).parent / "page"
@@ -73,10 +74,12 @@ def create_app(settings: ServeSettings) -> FastAPI:
         yield
         await state.shutdown()
 
-    app = FastAPI(title="loralab serve", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app = FastAPI(title="loralab serve", lifespan=lifespan, docs_url="/docs", redoc_url=None,
+                  dependencies=[Depends(valid_strings)])
     app.state.serving = state
     install_handlers(app)
-    app.add_middleware(MetricsMiddleware, state=state)
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    app.add_middleware(MetricsMiddleware, state=state)      # outermost: 413s counted too
     app.include_router(classify_routes.router)
     app.include_router(generate_routes.router)
     app.include_router(admin_routes.router)

@@ -10,16 +10,19 @@ finished or cancelled row leaves the batch (the cache keeps only the rows still 
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import torch
 
 from loralab.config import Config
 from loralab.models.kv_cache import cache_kwargs, new_cache
+from loralab.models.placement import Placement
 from loralab.serving.engine import MixedEngine
+from loralab.serving.engine_api import ServedEngine
 from loralab.serving.multi_lora import BatchPlan
 from loralab.serving.sampling import GenerationRow, next_tokens
+from loralab.tasks import Task
+from loralab.tasks.base import ServingBase
 
 
 def eos_ids(tokenizer: Any, model: torch.nn.Module | None = None) -> set[int]:
@@ -34,25 +37,19 @@ def eos_ids(tokenizer: Any, model: torch.nn.Module | None = None) -> set[int]:
     return ids
 
 
-def load_causal(config: Config, device: torch.device) -> tuple[torch.nn.Module, Any]:
-    """The base causal LM on `device` in the placement rule's dtype (fp32 on CPU, bf16 on
-    CUDA) and its tokenizer (pad = EOS when it has none)."""
-    from loralab.models.causal import load_causal_model, load_causal_tokenizer
-    from loralab.models.placement import Placement
+class CausalEngine(MixedEngine, ServedEngine):
+    """Generation: one decode loop for rows of every adapter of the base (and base rows)."""
 
-    logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)
-    tokenizer = load_causal_tokenizer(config)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = load_causal_model(config, placement=Placement(device))
-    return model, tokenizer
+    serves = "generate"
+    base_kind = "generate"
+    routes = frozenset({"generate"})
+    use_instead = "/v1/completions or /v1/chat/completions"
+    what = "causal LM"
 
-
-class CausalEngine(MixedEngine):
-    def __init__(self, name: str, config: Config, device: torch.device,
+    def __init__(self, name: str, base: ServingBase, task: Task, device: torch.device,
                  max_batch_size: int = 64) -> None:
-        model, tokenizer = load_causal(config, device)
-        super().__init__(model, device)
+        super().__init__(base.model, device)
+        model, tokenizer = base.model, base.tokenizer
         self.name = name
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
@@ -60,6 +57,21 @@ class CausalEngine(MixedEngine):
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else next(iter(self.eos_ids), 0)
         self.max_context = int(getattr(model.config, "max_position_embeddings", 0) or 0)
+
+    @classmethod
+    def for_task(cls, config: Config, task: Task, labels: list[str] | None,
+                 device: torch.device, max_batch_size: int = 64) -> CausalEngine:
+        base = task.load_serving_base(config, labels, Placement(device))
+        return cls(config.model.name, base, task, device, max_batch_size)
+
+    def make_rows(self, route: str, items: list[Any], slot: int,
+                  width: int = 0) -> list[GenerationRow]:
+        """`items` are generation rows already (built by the route with their sampling)."""
+        return list(items)
+
+    def run(self, route: str, rows: list[Any]) -> list[Any]:
+        self.generate(rows)
+        return rows
 
     def generate(self, rows: list[GenerationRow], on_step: Any = None) -> None:
         """Generate every row (in batches of max_batch_size), filling each row's result."""

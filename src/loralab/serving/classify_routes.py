@@ -14,13 +14,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from loralab.errors import UserError
+from loralab.errors import InputError, UserError
 from loralab.serving.adapter_registry import Lease
 from loralab.serving.discovery import one_line
-from loralab.serving.encoder import EncoderEngine, EncoderRow
 from loralab.serving.http_errors import ServeError, check_text, unless_disconnected
 from loralab.serving.openai_api import EmbeddingRequest, new_id
 from loralab.serving.server_state import ServerState
+from loralab.tasks import check_prediction_inputs
 
 router = APIRouter()
 
@@ -43,15 +43,17 @@ class BatchRequest(BaseModel):
 
 
 def check_size(state: ServerState, texts: list[str], rows: int) -> None:
-    """413 for an empty request, an empty text, or one above the configured limits."""
+    """422 for a request without inputs; 413 above the configured limits (--max-rows,
+    --max-input-chars)."""
     limits = state.settings
     if rows == 0:
-        raise ServeError(413, "no inputs: give at least one text", "inputs")
+        raise ServeError(422, "no inputs: give at least one text", "inputs")
     if rows > limits.max_rows:
         raise ServeError(413, f"{rows} inputs is more than the limit of {limits.max_rows} "
                               "per request (--max-rows)", "inputs")
     for i, text in enumerate(texts):
-        check_text(text, f"input {i}", limits.max_input_chars, "inputs")
+        if len(text) > limits.max_input_chars:
+            check_text(text, f"input {i + 1}", limits.max_input_chars, "inputs")
 
 
 def classify_records(lease: Lease, inputs: list[str | PairInput]) -> list[dict[str, Any]]:
@@ -59,14 +61,13 @@ def classify_records(lease: Lease, inputs: list[str | PairInput]) -> list[dict[s
     if info is None:
         raise ServeError(400, f"{lease.name!r} is a base model without a trained head: "
                               "classify with one of its adapters, or use /v1/embeddings")
-    if not isinstance(lease.engine, EncoderEngine):
-        raise ServeError(400, f"adapter {info.name!r} is a {info.task.name} adapter: use "
-                              "/v1/completions or /v1/chat/completions")
+    lease.engine.require("classify", info.name, info.task.name, "adapter")
     records = [{"text": i, "text_pair": None} if isinstance(i, str) else
                {"text": i.text, "text_pair": i.text_pair} for i in inputs]
-    if info.pairs is False and any(r["text_pair"] is not None for r in records):
-        raise ServeError(400, f"adapter {info.name!r} ({info.task.name}) was trained on single "
-                              "texts; text_pair is not accepted", "inputs")
+    try:      # the one input rule of `loralab predict` (empty texts, pairs, NUL bytes)
+        check_prediction_inputs(records, info.pairs)
+    except InputError as exc:
+        raise ServeError(422, f"adapter {info.name!r}: {one_line(exc)}", "inputs") from None
     try:
         return info.task.prepare_inputs(records, info.config)
     except UserError as exc:
@@ -87,7 +88,7 @@ async def classify(state: ServerState, adapter: str,
                                         info.config.model.max_length)
         except UserError as exc:
             raise ServeError(422, one_line(exc), "inputs") from None
-        rows = [EncoderRow(f, lease.slot, info.width) for f in features]
+        rows = lease.engine.make_rows("classify", features, lease.slot, info.width)
         logits = await state.batcher(lease.engine).submit("logits", rows)
         results = []
         for record, feature, row_logits in zip(records, features, logits):
@@ -146,16 +147,16 @@ async def embeddings(body: EmbeddingRequest, request: Request) -> dict[str, Any]
     state: ServerState = request.app.state.serving
     texts = body.inputs
     check_size(state, texts, len(texts))
+    for i, text in enumerate(texts):
+        check_text(text, f"input {i + 1}", state.settings.max_input_chars, "input")
     lease = state.registry.lease(body.model)
     try:
-        if not isinstance(lease.engine, EncoderEngine):
-            raise ServeError(400, f"{body.model!r} is a causal LM; embeddings are served for "
-                                  "encoders", "model")
+        lease.engine.require("embed", body.model)
         tokenizer = lease.tokenizer
         limit = lease.info.config.model.max_length if lease.info else \
             min(getattr(tokenizer, "model_max_length", 512), 512)
         features = [dict(tokenizer(t, truncation=True, max_length=limit)) for t in texts]
-        rows = [EncoderRow(f, lease.slot) for f in features]
+        rows = lease.engine.make_rows("embed", features, lease.slot)
         vectors = await unless_disconnected(
             request, state.batcher(lease.engine).submit("embed", rows))
     finally:

@@ -74,25 +74,50 @@ def folder_names(folders: list[Path], root: Path) -> dict[Path, str]:
             for f in folders}
 
 
-def describe(path: Path, name: str) -> AdapterInfo:
-    """What an adapter folder holds (raises UserError when it cannot tell)."""
+class OutsideModelsDir(UserError):
+    """A path (or a file inside an adapter folder) that resolves outside MODELS_DIR."""
+
+
+def check_confined(folder: Path, root: Path) -> None:
+    """Refuse an adapter folder that holds a link (file or folder) resolving outside `root`:
+    its files are read only when they are MODELS_DIR's own."""
+    top = os.path.realpath(root)
+    for here, dirs, files in os.walk(folder, followlinks=False):
+        for entry in (*dirs, *files):
+            full = os.path.join(here, entry)
+            if os.path.islink(full) and os.path.commonpath(
+                    [top, os.path.realpath(full)]) != top:
+                raise OutsideModelsDir(f"{full} links outside MODELS_DIR "
+                                       f"({os.path.realpath(full)})")
+
+
+def describe(path: Path, name: str, root: Path | None = None) -> AdapterInfo:
+    """What an adapter folder holds (raises UserError when it cannot tell); with `root`
+    (MODELS_DIR), links inside the folder must stay inside it."""
     from loralab.serving.adapter_weights import read_peft_config
 
+    if root is not None:
+        check_confined(path, root)
     read_peft_config(path)                 # readable, and a kind of LoRA this server serves
+    from loralab.models.adapter_io import read_adapter_files
+
     config, task_name, labels = read_adapter_metadata(path)
     task = get_task(task_name, config)
-    return AdapterInfo(name, path, config, task, labels, trained_on_pairs(config, task))
+    inputs = read_adapter_files(path).mapping.get("inputs")
+    return AdapterInfo(name, path, config, task, labels, trained_on_pairs(config, task, inputs))
 
 
-def trained_on_pairs(config: Config, task: Task) -> bool | None:
-    """Whether the adapter's training rows had a second text: never for tasks whose records
-    are not sentences (word tags, prompt fields); else from the first training row (None when
-    the training data is not readable here, e.g. on another machine)."""
+def trained_on_pairs(config: Config, task: Task, inputs: list[str] | None = None) -> bool | None:
+    """Whether the adapter's training rows had a second text: the task's rule on the input
+    fields recorded with the adapter (Task.accepts_pairs: never for word tags or prompts);
+    when not recorded, from the config's columns or the first training row (None when the
+    training data is not readable here, e.g. on another machine)."""
     from loralab.data import read_file
     from loralab.data.paths import expand_paths
 
-    if task.records.kind != "sentences":
-        return False
+    recorded = task.accepts_pairs(inputs)
+    if recorded is not None:
+        return recorded
     if config.data.columns.text_pair is not None:
         return True
     if not config.data.train:
@@ -116,7 +141,7 @@ def discover(root: Path, skip: set[Path] | None = None) -> Discovery:
         if skip and folder.resolve() in skip:
             continue
         try:
-            result.found.append(describe(folder, names[folder]))
+            result.found.append(describe(folder, names[folder], root))
         except (UserError, OSError, ValueError) as exc:
             result.failed[names[folder]] = {"path": str(folder), "error": one_line(exc)}
     return result

@@ -9,17 +9,17 @@ padding.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-import transformers
 
-from loralab.models.build import new_module_names
-from loralab.models.sources import model_load_error, resolve_model_source
+from loralab.config import Config
+from loralab.models.placement import Placement
 from loralab.serving.engine import MixedEngine
+from loralab.serving.engine_api import ServedEngine
 from loralab.tasks import Task
+from loralab.tasks.base import ServingBase
 
 MAX_PADDING = 0.2       # share of a batch's tokens that may be padding
 MIN_SPLIT_ROWS = 8      # never cut a batch smaller than this for padding's sake
@@ -54,29 +54,36 @@ class EncoderRow:
     width: int = 0              # the adapter's head outputs (0: not needed, e.g. embeddings)
 
 
-def load_encoder(name: str, auto_class: str, device: torch.device) -> tuple[Any, Any, list]:
-    """(model, tokenizer, newly initialised head modules) for a base encoder name."""
-    source = resolve_model_source(name)
-    cls = getattr(transformers, auto_class)
-    logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)
-    try:
-        model, info = cls.from_pretrained(source, dtype=torch.float32, num_labels=2,
-                                          output_loading_info=True)
-        tokenizer = transformers.AutoTokenizer.from_pretrained(source)
-    except (OSError, ValueError) as exc:
-        raise model_load_error(name, exc) from None
-    return model.to(device), tokenizer, new_module_names(model, info.get("missing_keys", []))
+class EncoderEngine(MixedEngine, ServedEngine):
+    """Classification (logits sliced to each adapter's head) and embeddings."""
 
+    serves = "classify"
+    base_kind = "embed"
+    routes = frozenset({"classify", "embed"})
+    use_instead = "/v1/classify or /v1/embeddings"
+    what = "text encoder"
 
-class EncoderEngine(MixedEngine):
-    def __init__(self, name: str, task: Task, device: torch.device,
+    def __init__(self, name: str, base: ServingBase, task: Task, device: torch.device,
                  max_batch_size: int = 64) -> None:
-        model, tokenizer, heads = load_encoder(name, task.auto_model_class, device)
-        super().__init__(model, device, required_saved=heads)
+        super().__init__(base.model, device, required_saved=base.new_heads)
         self.name = name
-        self.tokenizer = tokenizer
-        self.collate = task.collator(tokenizer)
+        self.tokenizer = base.tokenizer
+        self.collate = task.collator(base.tokenizer)
         self.max_batch_size = max_batch_size
+
+    @classmethod
+    def for_task(cls, config: Config, task: Task, labels: list[str] | None,
+                 device: torch.device, max_batch_size: int = 64) -> EncoderEngine:
+        base = task.load_serving_base(config, labels, Placement(device))
+        return cls(config.model.name, base, task, device, max_batch_size)
+
+    def make_rows(self, route: str, items: list[Any], slot: int,
+                  width: int = 0) -> list[EncoderRow]:
+        """`items` are encoded features (Task.encode, or the tokenizer's for embeddings)."""
+        return [EncoderRow(f, slot, width) for f in items]
+
+    def run(self, route: str, rows: list[Any]) -> list[Any]:
+        return self.embed(rows) if route == "embed" else self.logits(rows)
 
     def _batches(self, rows: list[EncoderRow]) -> list[list[int]]:
         return length_batches([len(r.feature["input_ids"]) for r in rows], self.max_batch_size)

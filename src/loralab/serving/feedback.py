@@ -41,6 +41,39 @@ COLUMNS = ("created", "response_id", "rating", "comment", "adapter", "base", "ta
            "request", "response")
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_feedback_db(path: Path) -> None:
+    """Refuse (UserError, one line) a --feedback-db that is a folder, a file that is not an
+    SQLite database, one SQLite cannot open, or one inside a folder that cannot be made."""
+    from loralab.errors import UserError
+
+    where = f"--feedback-db {path}"
+    if path.is_dir():
+        raise UserError(f"{where} is a folder; give a file (e.g. {path / 'feedback.sqlite'})")
+    if path.exists():
+        try:
+            with open(path, "rb") as handle:
+                header = handle.read(len(SQLITE_HEADER))
+        except OSError as exc:
+            raise UserError(f"{where}: cannot read it ({exc.strerror})") from None
+        if header and header != SQLITE_HEADER:
+            raise UserError(f"{where} is not an SQLite database (its first bytes are "
+                            f"{header[:8]!r}); give a new file name or a loralab feedback "
+                            "database")
+    elif path.parent.exists() and not path.parent.is_dir():
+        raise UserError(f"{where}: {path.parent} is not a folder")
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True) if path.exists() \
+            else None
+        if connection is not None:
+            connection.execute("PRAGMA schema_version").fetchone()
+            connection.close()
+    except sqlite3.Error as exc:
+        raise UserError(f"{where}: SQLite cannot open it ({exc})") from None
+
+
 class ResponseLog:
     """The most recent responses by id (what a rating refers to)."""
 

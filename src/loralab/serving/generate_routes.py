@@ -22,7 +22,7 @@ from fastapi.responses import StreamingResponse
 
 from loralab.serving import openai_api as oa
 from loralab.serving.adapter_registry import Lease
-from loralab.serving.causal_engine import CausalEngine, eos_ids
+from loralab.serving.causal_engine import eos_ids
 from loralab.serving.http_errors import ServeError, check_text, unless_disconnected
 from loralab.serving.sampling import GenerationRow, Sampling, tokenizer_lock
 from loralab.serving.server_state import ServerState
@@ -49,11 +49,11 @@ def generation_lease(state: ServerState, body: oa.Sampled) -> Lease:
     if unsupported:
         raise ServeError(400, f"{unsupported} is not supported by this server", unsupported)
     lease = state.registry.lease(body.model)
-    if not isinstance(lease.engine, CausalEngine):
+    try:
+        lease.engine.require("generate", body.model, lease.info.task.name if lease.info else None)
+    except BaseException:
         lease.release()
-        kind = lease.info.task.name if lease.info else "encoder"
-        raise ServeError(400, f"{body.model!r} is a {kind} model: use /v1/classify or "
-                              "/v1/embeddings", "model")
+        raise
     return lease
 
 
@@ -71,7 +71,7 @@ def build_rows(state: ServerState, lease: Lease, prompts: list[str], body: oa.Sa
     rows, prompt_tokens = [], 0
     eos = eos_ids(tokenizer, engine.model) | engine.eos_ids
     for p, prompt in enumerate(prompts):
-        check_text(prompt, f"prompt {p}", limits.max_input_chars, "prompt")
+        check_text(prompt, f"prompt {p + 1}", limits.max_input_chars, "prompt")
         with tokenizer_lock(tokenizer):
             ids = tokenizer(prompt, add_special_tokens=not chat)["input_ids"]
         max_tokens = asked or default_max_tokens(chat, len(ids), engine.max_context,

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from loralab.errors import UserError
 from loralab.serving.adapter_registry import NotFound
 from loralab.serving.discovery import one_line
+from loralab.serving.engine_api import WrongRoute
 from loralab.serving.openai_api import error_object
 
 log = logging.getLogger("loralab.serve")
@@ -30,9 +31,9 @@ class ServeError(Exception):
 
 
 def check_text(text: str, what: str, max_chars: int, param: str) -> None:
-    """413 for an empty input text or one longer than --max-input-chars (every route)."""
+    """422 for an empty input text, 413 for one longer than --max-input-chars (every route)."""
     if not text.strip():
-        raise ServeError(413, f"{what} is empty", param)
+        raise ServeError(422, f"{what} is empty or only whitespace", param)
     if len(text) > max_chars:
         raise ServeError(413, f"{what} has {len(text)} characters, more than the limit of "
                               f"{max_chars} (--max-input-chars)", param)
@@ -68,6 +69,10 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def not_found(_: Request, exc: NotFound) -> JSONResponse:
         return error_response(404, one_line(exc), "model")
+
+    @app.exception_handler(WrongRoute)
+    async def wrong_route(_: Request, exc: WrongRoute) -> JSONResponse:
+        return error_response(400, one_line(exc), exc.param)
 
     @app.exception_handler(UserError)
     async def user_error(_: Request, exc: UserError) -> JSONResponse:

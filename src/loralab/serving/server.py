@@ -47,7 +47,7 @@ def start_server(models_dir: str, *, host: str = "127.0.0.1", port: int = 8000,
                  admin_token_file: str | None = None, feedback_db: str | None = None,
                  max_batch_size: int = 64, max_wait_ms: float = 5.0,
                  max_input_chars: int = 20000, max_rows: int = 256, max_tokens: int = 2048,
-                 threads: int | None = None) -> int:
+                 max_request_bytes: int = 8 * 1024 * 1024, threads: int | None = None) -> int:
     """`loralab serve MODELS_DIR ...`: every argument checked before anything loads."""
     check_serve_extra()
     folder = Path(models_dir)
@@ -65,13 +65,17 @@ def start_server(models_dir: str, *, host: str = "127.0.0.1", port: int = 8000,
         import torch
 
         torch.set_num_threads(threads)
-    from loralab.serving.adapter_registry import base_config
+    from loralab.tasks import serving_base_config
 
     for name in bases or []:                # a wrong --base fails now, not in the background
-        base_config(name)
+        serving_base_config(name)
+    from loralab.serving.feedback import check_feedback_db
+
+    check_feedback_db(Path(feedback_db) if feedback_db else folder.resolve() / "feedback.sqlite")
     return serve(ServeSettings(
         models_dir=folder.resolve(), host=host, port=port, device=device,
         max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
         admin_token=admin_token(admin_token_file),
         feedback_db=Path(feedback_db) if feedback_db else None, bases=list(bases or []),
-        max_input_chars=max_input_chars, max_rows=max_rows, max_tokens=max_tokens))
+        max_input_chars=max_input_chars, max_rows=max_rows, max_tokens=max_tokens,
+        max_request_bytes=max_request_bytes))

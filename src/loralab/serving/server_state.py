@@ -12,15 +12,13 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from loralab.serving.adapter_registry import AdapterRegistry
 from loralab.serving.batcher import MicroBatcher
-from loralab.serving.causal_engine import CausalEngine
 from loralab.serving.discovery import one_line
-from loralab.serving.engine import MixedEngine
+from loralab.serving.engine_api import ServedEngine
 from loralab.serving.feedback import FeedbackStore, ResponseLog
 from loralab.serving.metrics import ServerMetrics
 
@@ -42,6 +40,7 @@ class ServeSettings:
     max_input_chars: int = 20000
     max_rows: int = 256
     max_tokens: int = 2048
+    max_request_bytes: int = 8 * 1024 * 1024
     response_log: int = 10000
 
     @property
@@ -81,11 +80,11 @@ class ServerState:
         self.loader: asyncio.Task | None = None
 
     # ------------------------------------------------------------------ batching
-    def batcher(self, engine: MixedEngine) -> MicroBatcher:
+    def batcher(self, engine: ServedEngine) -> MicroBatcher:
         key = id(engine)
         if key not in self.batchers:
-            name = getattr(engine, "name", str(key))
-            batcher = MicroBatcher(name, lambda kind, rows: run_rows(engine, kind, rows),
+            name = engine.name
+            batcher = MicroBatcher(name, engine.run,
                                    self.settings.max_batch_size, self.settings.max_wait_ms,
                                    observe=lambda kind, n, name=name:
                                    self.metrics.batch_rows.labels(name, kind).observe(n),
@@ -124,12 +123,3 @@ class ServerState:
             await batcher.close()
         self.feedback.close()
 
-
-def run_rows(engine: MixedEngine, kind: str, rows: list[Any]) -> list[Any]:
-    """One batch of one kind on an engine (runs in the engine's worker thread)."""
-    if kind == "generate" and isinstance(engine, CausalEngine):
-        engine.generate(rows)
-        return rows
-    if kind == "embed":
-        return engine.embed(rows)          # type: ignore[attr-defined]
-    return engine.logits(rows)             # type: ignore[attr-defined]

@@ -13,9 +13,10 @@ from loralab.tasks.loading import (
     load_adapter_set,
     load_base,
     read_adapter_metadata,
+    serving_base_config,
 )
 from loralab.tasks.task_registry import TASKS, get_task
 
 __all__ = ["TASKS", "AdapterSet", "LoadedAdapter", "Task", "adapter_set_folders",
            "check_prediction_inputs", "get_task", "load_adapter", "load_adapter_set",
-           "load_base", "read_adapter_metadata"]
+           "load_base", "read_adapter_metadata", "serving_base_config"]

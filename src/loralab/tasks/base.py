@@ -45,6 +45,15 @@ class TrainingOutput:
     scores: torch.Tensor
 
 
+@dataclass
+class ServingBase:
+    """The base model `loralab serve` attaches adapters to, built by the task."""
+    model: torch.nn.Module
+    tokenizer: Any
+    new_heads: list[str]          # newly initialised modules: every adapter must save its own
+    note: str | None = None       # a choice worth logging (e.g. a 4-bit adapter on a 16-bit base)
+
+
 class Task(ABC):
     name: str
     default_metric: str            # a registry name or alias (loralab.metrics.metric_registry)
@@ -55,6 +64,7 @@ class Task(ABC):
     base_model_answers: bool = False
     notes: list[str] = []
     model_kwargs: dict[str, Any] = {}  # extra forward() arguments for training and evaluation
+    serves: str = "classify"       # what a served adapter answers: "classify" or "generate"
 
     def configure(self, config: Config) -> None:  # noqa: B027 - optional hook, no-op here
         """Read what the task needs from the config (only causal_lm needs anything)."""
@@ -105,6 +115,13 @@ class Task(ABC):
                    placement: Placement) -> tuple[torch.nn.Module, Any]:
         """(model in eval mode, tokenizer) for inference: the adapter folder on its base, or
         with `adapter` None the base model alone."""
+
+    def load_serving_base(self, config: Config, labels: list[str] | None,
+                          placement: Placement) -> ServingBase:
+        """The base model `loralab serve` shares between this task's adapters (no adapter
+        attached), by the same rules as `load_model`: an adapter's own labels size the head,
+        dtype and precision follow the task's placement rule."""
+        raise UserError(f"model.task {self.name} cannot be served")
 
     def build_adapters(self, named: list[tuple[str, Config]],
                        placement: Placement) -> list[BuiltModel]:

@@ -37,7 +37,7 @@ from loralab.models.grammar import constraint_spec
 from loralab.models.head import OutputHead, head_inputs
 from loralab.models.placement import Placement
 from loralab.models.tokenizer import folder_has_tokenizer, load_tokenizer
-from loralab.tasks.base import Task, TrainingOutput
+from loralab.tasks.base import ServingBase, Task, TrainingOutput
 from loralab.tasks.response_loss import (
     Teacher,
     first_k_mask,
@@ -123,6 +123,7 @@ class CausalLMTask(Task):
     # packed rows' restarting position_ids as separate sequences (block-diagonal attention)
     model_kwargs = {"use_cache": False}
     generates = True
+    serves = "generate"
 
     def __init__(self) -> None:
         self.config: Config | None = None
@@ -169,6 +170,23 @@ class CausalLMTask(Task):
         else:
             tokenizer = load_causal_tokenizer(config)
         return model.eval(), tokenizer
+
+    def load_serving_base(self, config: Config, labels: list[str] | None,
+                          placement: Placement) -> ServingBase:
+        """The base causal LM for serving: always 16/32-bit (`weights_dtype` of the placement),
+        also for a QLoRA adapter (its LoRA weights are floating point and apply to the
+        de-quantised base the same way), and its tokenizer (pad = EOS when it has none)."""
+        note = None
+        if config.model.quantization:
+            note = (f"adapter trained with model.quantization={config.model.quantization}: "
+                    "served on a 16/32-bit base")
+            config = config.model_copy(update={"model": config.model.model_copy(
+                update={"quantization": None})})
+        model = load_causal_model(config, placement=placement)
+        tokenizer = load_causal_tokenizer(config)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return ServingBase(model.eval(), tokenizer, [], note)
 
     def build_adapters(self, named: list[tuple[str, Config]],
                        placement: Placement) -> list[BuiltModel]:

@@ -16,7 +16,7 @@ from loralab.models.adapter_io import attach_adapter, load_encoder
 from loralab.models.build import BuiltModel, build_encoder_model
 from loralab.models.placement import Placement
 from loralab.models.tokenizer import folder_has_tokenizer, load_tokenizer
-from loralab.tasks.base import Task
+from loralab.tasks.base import ServingBase, Task
 
 
 class EncoderTask(Task):
@@ -24,7 +24,8 @@ class EncoderTask(Task):
 
     def head_kwargs(self, labels: list[str] | None) -> dict[str, Any]:
         """from_pretrained arguments that size the head: one output per label."""
-        assert labels is not None
+        if labels is None:           # a base encoder served alone: its config's head size
+            return {}
         return {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
                 "label2id": {n: i for i, n in enumerate(labels)}}
 
@@ -45,6 +46,31 @@ class EncoderTask(Task):
             tokenizer = load_tokenizer(config.model.name, revision=config.model.revision,
                                        trust_remote_code=config.model.trust_remote_code)
         return model.eval(), tokenizer
+
+    def load_serving_base(self, config: Config, labels: list[str] | None,
+                          placement: Placement) -> ServingBase:
+        """The encoder with this task's head class, sized by the first adapter's labels (each
+        adapter brings its own saved head); fp32 unless the placement names a dtype."""
+        import logging
+
+        import transformers
+
+        from loralab.models.build import new_module_names
+        from loralab.models.sources import model_load_error, resolve_model_source
+
+        logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)
+        auto_cls = getattr(transformers, self.auto_model_class)
+        try:
+            model, info = auto_cls.from_pretrained(
+                resolve_model_source(config.model.name), revision=config.model.revision,
+                dtype=placement.dtype or torch.float32, output_loading_info=True,
+                trust_remote_code=config.model.trust_remote_code, **self.head_kwargs(labels))
+        except (OSError, ValueError) as exc:
+            raise model_load_error(config.model.name, exc) from None
+        tokenizer = load_tokenizer(config.model.name, revision=config.model.revision,
+                                   trust_remote_code=config.model.trust_remote_code)
+        heads = new_module_names(model, info.get("missing_keys", []))
+        return ServingBase(model.to(placement.device).eval(), tokenizer, heads)
 
     @property
     def input_spec(self) -> RecordSpec:

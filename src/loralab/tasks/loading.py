@@ -163,3 +163,25 @@ def load_adapter_set(path: str | Path, *, device: str = "auto",
 def base_of(config: Config) -> tuple[Any, ...]:
     model = config.model
     return model.name, model.gguf_file, model.revision, model.quantization
+
+
+def serving_base_config(name: str) -> Config:
+    """A config for a base model served alone (`loralab serve --base NAME`): causal_lm for a
+    causal LM (a GGUF file, or an architecture the registry knows as causal), else the
+    default encoder task (its embeddings)."""
+    from loralab.models.architectures import CAUSAL_ARCHITECTURES
+    from loralab.models.causal import causal_source
+
+    causal = validate_config({"model": {"name": name, "task": "causal_lm"}})
+    if causal_source(causal)[1] is not None:
+        return causal
+    import transformers
+
+    from loralab.models.sources import model_load_error, resolve_model_source
+
+    try:
+        model_type = transformers.AutoConfig.from_pretrained(resolve_model_source(name)).model_type
+    except (OSError, ValueError) as exc:
+        raise model_load_error(name, exc) from None
+    return causal if model_type in CAUSAL_ARCHITECTURES else validate_config(
+        {"model": {"name": name}})
