@@ -170,3 +170,28 @@ def test_without_optuna_one_line_names_the_extra(tiny_bert, tmp_path, capsys, mo
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["loralab: error: loralab tune needs Optuna: pip install 'loralab[tune]'"]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_the_same_study_on_a_local_ray_instance(tiny_bert, tmp_path):
+    ray = pytest.importorskip("ray", reason="Ray is the optional extra loralab[ray]")
+    pytest.importorskip("ray.tune.search.optuna")
+    cfg, space = write_study_inputs(tmp_path, tiny_bert)
+    out = tmp_path / "study"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        assert main(tune_argv(cfg, space, out, 2, "--backend", "ray")) == 0
+    finally:
+        ray.shutdown()
+    study = load(out)  # OptunaSearch asked and told the same journal-stored study
+    assert len(study.trials) == 2 and study.best_trial is not None
+    rows = index_rows(out)
+    assert sorted(r["trial"] for r in rows) == [0, 1]
+    for trial in study.trials:
+        folder = out / "trials" / trial.user_attrs["folder"]
+        assert json.loads((folder / "run.json").read_text())["params"] == trial.params
+    best = study.best_trial
+    metrics = json.loads((out / "trials" / best.user_attrs["folder"] /
+                          "metrics.json").read_text())
+    assert metrics["best"]["f1_binary"] == pytest.approx(best.value)
+    assert (out / "best.yaml").is_file() and (out / "study.md").is_file()

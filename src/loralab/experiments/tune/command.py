@@ -54,8 +54,8 @@ def check_numbers(trials: int, jobs: int, timeout: float | None) -> None:
         raise UserError(f"--timeout must be a positive number of seconds (got {timeout})")
 
 
-def prepare(config_file: str, space_file: str, metric: str | None,
-            pruner: str | None) -> tuple[Config, dict[str, Any], Space, str, str]:
+def prepare(config_file: str, space_file: str, metric: str | None, pruner: str | None,
+            backend: str) -> tuple[Config, dict[str, Any], Space, str, str]:
     base = load_config(config_file)
     base_raw = base.model_dump(mode="json")
     space = load_space(space_file, base_raw)
@@ -64,6 +64,8 @@ def prepare(config_file: str, space_file: str, metric: str | None,
     pruner = pruner or space.pruner or "median"
     if pruner not in PRUNERS:
         raise UserError(f"--pruner {pruner!r}: expected one of {', '.join(PRUNERS)}")
+    if backend == "ray":
+        pruner = "asha"  # Ray Tune's scheduler decides
     return base, base_raw, space, chosen, pruner
 
 
@@ -75,7 +77,8 @@ def run_tune(config_file: str, space_file: str, *, trials: int, output: str, job
     require_optuna()
     out = Path(output)
     check_writable_dir(out)
-    base, base_raw, space, chosen, pruner = prepare(config_file, space_file, metric, pruner)
+    base, base_raw, space, chosen, pruner = prepare(config_file, space_file, metric, pruner,
+                                                    backend)
     direction = "maximize" if greater_is_better(chosen) else "minimize"
     settings = {"config": dump_config(base), "space": space.as_json(), "metric": chosen,
                 "direction": direction, "pruner": pruner, "seed": seed, "trials": trials,
@@ -87,7 +90,7 @@ def run_tune(config_file: str, space_file: str, *, trials: int, output: str, job
     if backend == "ray":
         from loralab.experiments.tune.ray_backend import run_ray_study
 
-        return run_ray_study(out, settings, space, address)
+        return run_ray_study(out, settings, space, address, jobs)
     study = open_study(out, direction, pruner, seed, trials)
     again = recover_killed(study, out)
     print(f"tune {Path(config_file).name}: {len(space.params)} parameters, {trials} trials, "

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from loralab.atomic import atomic_write_text
-from loralab.experiments.status import CONFIG_FILE, read_metrics
+from loralab.experiments.status import CONFIG_FILE, read_metrics, read_status
 from loralab.experiments.tune.layout import TRIALS_DIR
 
 PLOTS_DIR = "plots"
@@ -20,14 +20,30 @@ PLOTS = {"history": "plot_optimization_history", "importance": "plot_param_impor
          "parallel": "plot_parallel_coordinate"}
 
 
-def trial_rows(study: Any, out: Path) -> list[dict[str, Any]]:
-    rows = []
+def trial_folders(study: Any, out: Path) -> dict[int, str]:
+    """Trial number -> run folder name: the trial's `folder` attribute (local backend), else
+    the run folder whose run.json names the trial (Ray backend)."""
+    found = {}
+    for run_dir in sorted((out / TRIALS_DIR).glob("*")):
+        number = read_status(run_dir).get("trial")
+        if isinstance(number, int):
+            found[number] = run_dir.name
     for trial in study.get_trials(deepcopy=False):
-        folder = trial.user_attrs.get("folder")
+        if trial.user_attrs.get("folder"):
+            found[trial.number] = trial.user_attrs["folder"]
+    return found
+
+
+def trial_rows(study: Any, out: Path) -> list[dict[str, Any]]:
+    rows, folders = [], trial_folders(study, out)
+    for trial in study.get_trials(deepcopy=False):
+        folder = folders.get(trial.number)
         metrics = read_metrics(out / TRIALS_DIR / folder) if folder else None
         value = trial.value if trial.value is not None else trial.user_attrs.get(
             "pruned_value")
         state = {"fail": "failed"}.get(trial.state.name.lower(), trial.state.name.lower())
+        if folder and read_status(out / TRIALS_DIR / folder).get("trial_state") == "pruned":
+            state = "pruned"  # Ray Tune tells a trial ASHA stopped as complete
         rows.append({"number": trial.number, "state": state
                      + (" (killed)" if trial.user_attrs.get("killed") else ""),
                      "value": value, "params": trial.params, "folder": folder,
@@ -67,7 +83,10 @@ def write_plots(study: Any, folder: Path) -> dict[str, str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import optuna
     import optuna.visualization.matplotlib as views
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # "no complete trials": in notes
 
     folder.mkdir(parents=True, exist_ok=True)
     notes = {}
@@ -122,7 +141,8 @@ def write_study_outputs(out: Path, study: Any, settings: dict[str, Any]) -> int:
     best = best_trial(study)
     number = best.number if best is not None else None
     if best is not None:
-        config = (out / TRIALS_DIR / best.user_attrs["folder"] / CONFIG_FILE).read_text(
+        folder = trial_folders(study, out)[best.number]
+        config = (out / TRIALS_DIR / folder / CONFIG_FILE).read_text(
             encoding="utf-8")
         atomic_write_text(out / "best.yaml", f"# loralab tune: trial {best.number}, "
                           f"{settings['metric']}={best.value:.6g}; params "
