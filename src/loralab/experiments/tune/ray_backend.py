@@ -13,6 +13,7 @@ node sees (a local Ray: always).
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -153,8 +154,11 @@ def run_ray_study(out: Path, settings: dict[str, Any], space: Space, address: st
     params = list(space.params)
     greater = settings["direction"] == "maximize"
     base = settings["base"]
-    evaluations = max(1, int(base["training"]["epochs"]))
-    searcher = OptunaSearch(space=DefineByRun(params), metric=OBJECTIVE, mode="max" if greater else "min",
+    epochs = [base["training"]["epochs"], *(p.high or max(p.values) for p in params
+                                           if p.key == "training.epochs")]
+    evaluations = max(1, math.ceil(max(epochs)))
+    searcher = OptunaSearch(space=DefineByRun(params), metric=OBJECTIVE,
+                            mode="max" if greater else "min",
                             sampler=make_sampler(settings["seed"], settings["trials"]),
                             storage=storage(out), study_name="loralab")
     # max_t one past the last evaluation: reaching it would end the trial before it saves
