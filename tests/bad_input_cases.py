@@ -133,7 +133,64 @@ MULTI = ("model: {name: '{llama}', task: causal_lm, max_length: 64}\n"
          "training: {epochs: 1, batch_size: 16}\n")
 
 
+def tune(space: str, *extra: str, trials: str = "2") -> list[str]:
+    return ["tune", "{cfg}", "--space", f"{{{space}}}", "--trials", trials, "--output",
+            "{out}", *extra]
+
+
+SPACE = "params:\n  training.learning_rate: {type: float, low: 1.0e-4, high: 1.0e-2}\n"
+
+
+def other_study(tmp: Path, values: dict[str, str]) -> None:
+    """{out} holds a study made by another config."""
+    import json
+
+    out = Path(values["out"])
+    out.mkdir(parents=True)
+    (out / "tune.json").write_text(json.dumps({"config": "other", "space": [],
+                                               "metric": "accuracy"}))
+
+
 CASES: list[Case] = [
+    # ------------------------------------------------------------------ tune (loralab tune)
+    Case("tune/unknown-key", tune("s.yaml"), r"s\.yaml: lora\.alpah=.*unknown key",
+         files={"s.yaml": "params:\n  lora.alpah: {type: int, low: 2, high: 8}\n"}),
+    Case("tune/empty-choice", tune("s.yaml"), r"lora\.r: a choice needs a non-empty list",
+         files={"s.yaml": "params:\n  lora.r: {type: choice, values: []}\n"}),
+    Case("tune/low-above-high", tune("s.yaml"),
+         r"training\.learning_rate: low \(0\.1\) is greater than high",
+         files={"s.yaml": "params:\n  training.learning_rate: {type: float, low: 0.1, "
+                          "high: 0.001}\n"}),
+    Case("tune/log-of-zero", tune("s.yaml"),
+         r"training\.weight_decay: log: true needs a positive low bound",
+         files={"s.yaml": "params:\n  training.weight_decay: {type: float, low: 0, "
+                          "high: 0.1, log: true}\n"}),
+    Case("tune/value-the-schema-refuses", tune("s.yaml"),
+         r"training\.learning_rate=2\.0: training\.learning_rate: .*less than or equal",
+         files={"s.yaml": "params:\n  training.learning_rate: {type: float, low: 0.01, "
+                          "high: 2}\n"}),
+    Case("tune/key-the-task-lacks", tune("s.yaml"),
+         r"data\.packing=true: .*data\.packing is for model\.task=causal_lm",
+         files={"s.yaml": "params:\n  data.packing: {type: choice, values: [true, false]}\n"}),
+    Case("tune/int-bound-not-whole", tune("s.yaml"), r"lora\.r: low: expected a whole number",
+         files={"s.yaml": "params:\n  lora.r: {type: int, low: 2.5, high: 8}\n"}),
+    Case("tune/unknown-type", tune("s.yaml"), r"lora\.r: expected a mapping with type:",
+         files={"s.yaml": "params:\n  lora.r: {type: range, low: 2, high: 8}\n"}),
+    Case("tune/no-params", tune("s.yaml"), r"params: must map at least one config key",
+         files={"s.yaml": "pruner: median\n"}),
+    Case("tune/missing-space", ["tune", "{cfg}", "--space", "{tmp}/none.yaml", "--trials", "2",
+                                "--output", "{out}"], r"--space .*none\.yaml: no such file"),
+    Case("tune/trials-zero", tune("s.yaml", trials="0"), r"--trials must be at least 1 \(got 0",
+         files={"s.yaml": SPACE}),
+    Case("tune/jobs-zero", tune("s.yaml", "--jobs", "0"), r"--jobs must be at least 1 \(got 0",
+         files={"s.yaml": SPACE}),
+    Case("tune/metric-not-produced", tune("s.yaml", "--metric", "pearson"),
+         r"--metric: 'pearson' is not a metric.*accuracy", files={"s.yaml": SPACE}),
+    Case("tune/study-of-another-config", tune("s.yaml"),
+         r"holds a study of another config, space, metric; pass --overwrite",
+         files={"s.yaml": SPACE}, setup=other_study),
+    Case("tune/folder-holds-something-else", tune("s.yaml"), r"is not empty and holds no study",
+         files={"s.yaml": SPACE, "out/notes.txt": "mine\n"}),
     # ------------------------------------------------------------------ config
     Case("config/unknown-key", train("lora.alpah=8"),
          r"lora\.alpah: unknown key; did you mean lora\.alpha\?"),

@@ -19,7 +19,17 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from loralab.cli import config, data, evaluate, experiments, export, release, serving, train
+from loralab.cli import (
+    config,
+    data,
+    evaluate,
+    experiments,
+    export,
+    release,
+    serving,
+    train,
+    tune,
+)
 from loralab.errors import UserError
 from loralab.models.library_logging import quiet_libraries
 
@@ -30,7 +40,7 @@ WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
 ACCESS_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR}
 FILESYSTEM_ERRNOS = WRITE_ERRNOS | ACCESS_ERRNOS
 # the sub-command groups, in the order `loralab --help` lists them
-COMMAND_GROUPS = (train, evaluate, experiments, release, serving, export, data, config)
+COMMAND_GROUPS = (train, evaluate, experiments, tune, release, serving, export, data, config)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,19 +21,25 @@ from loralab.experiments.status import record_from_folder
 from loralab.metrics.metric_registry import ALIASES, greater_is_better
 
 INDEX_FILE = "index.sqlite"
-RUNS_DIR = "runs"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, name TEXT, variant TEXT, model TEXT, dataset TEXT, seed INTEGER,
     baseline INTEGER, status TEXT, metric TEXT, metric_value REAL, train_seconds REAL,
     trainable_parameters INTEGER, error TEXT, log_tail TEXT, started REAL, ended REAL,
     attempts INTEGER, path TEXT, params TEXT, config TEXT, metrics TEXT,
-    chosen TEXT, updated REAL DEFAULT ((julianday('now') - 2440587.5) * 86400.0));
+    chosen TEXT, updated REAL DEFAULT ((julianday('now') - 2440587.5) * 86400.0),
+    trial INTEGER, trial_state TEXT);
 CREATE INDEX IF NOT EXISTS runs_by_name ON runs(name);
 """
+# columns added after the first release: an older index gains them when opened
+ADDED_COLUMNS = {"trial": "INTEGER", "trial_state": "TEXT"}
+# the folders of run folders: a grid's runs/, a study's trials/ (loralab tune)
+RUNS_DIR = "runs"
+RUN_FOLDERS = (RUNS_DIR, "trials")
 WHERE = re.compile(r"^\s*([A-Za-z_][\w.@-]*)\s*(>=|<=|!=|==|=|>|<|~)\s*(.+?)\s*$")
 PLAIN_COLUMNS = {"id", "name", "variant", "model", "dataset", "seed", "baseline", "status",
-                 "metric", "metric_value", "train_seconds", "trainable_parameters", "attempts"}
+                 "metric", "metric_value", "train_seconds", "trainable_parameters", "attempts",
+                 "trial", "trial_state"}
 
 
 def index_path(grid_dir: Path) -> Path:
@@ -44,6 +50,10 @@ def connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, timeout=60)
     db.row_factory = sqlite3.Row
     db.executescript(SCHEMA)
+    present = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
+    for column, kind in ADDED_COLUMNS.items():
+        if column not in present:
+            db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
     return db
 
 
@@ -62,7 +72,7 @@ def record_row(record: RunRecord) -> dict[str, Any]:
         "ended": record.ended, "attempts": record.attempts, "path": str(record.path),
         "params": json.dumps(record.params), "config": json.dumps(record.config),
         "metrics": json.dumps(record.metrics) if record.metrics else None,
-        "chosen": json.dumps(chosen),
+        "chosen": json.dumps(chosen), "trial": record.trial, "trial_state": record.trial_state,
     }
 
 
@@ -84,14 +94,15 @@ def record_run(grid_dir: Path, run_dir: Path) -> RunRecord | None:
 
 def reindex(grid_dir: Path) -> int:
     """Rebuild the index from the run folders, atomically; returns the number of runs."""
-    runs_dir = grid_dir / RUNS_DIR
-    if not runs_dir.is_dir():
-        raise UserError(f"{grid_dir} has no {RUNS_DIR}/ folder: not a grid output folder")
+    folders = [grid_dir / name for name in RUN_FOLDERS if (grid_dir / name).is_dir()]
+    if not folders:
+        raise UserError(f"{grid_dir} has no {RUNS_DIR}/ folder: not a grid output folder "
+                        "(nor a tune folder with trials/)")
     count = 0
     with atomic_path(index_path(grid_dir)) as tmp:
         tmp.unlink()  # SQLite creates the file itself
         with closing(connect(tmp)) as db, db:
-            for run_dir in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
+            for run_dir in sorted(p for f in folders for p in f.iterdir() if p.is_dir()):
                 record = record_from_folder(run_dir)
                 if record is not None:
                     upsert(db, record)
@@ -187,4 +198,4 @@ def row_to_record(row: sqlite3.Row) -> RunRecord:
         params=json.loads(row["params"] or "{}"), config=json.loads(row["config"] or "{}"),
         metrics=json.loads(row["metrics"]) if row["metrics"] else None, error=row["error"],
         log_tail=row["log_tail"], started=row["started"], ended=row["ended"],
-        attempts=row["attempts"] or 0)
+        attempts=row["attempts"] or 0, trial=row["trial"], trial_state=row["trial_state"])

@@ -28,6 +28,8 @@ class RunRecord:
     started: float | None = None  # unix time
     ended: float | None = None
     attempts: int = 0
+    trial: int | None = None      # a `loralab tune` trial: its number in the study
+    trial_state: str | None = None  # complete | pruned | failed (None: not a trial)
 
     @property
     def seconds(self) -> float | None:

@@ -102,4 +102,5 @@ def record_from_folder(run_dir: Path) -> RunRecord | None:
         error=None if metrics is not None else status.get("error"),
         log_tail=None if metrics is not None else status.get("log_tail"),
         started=status.get("started"), ended=status.get("ended"),
-        attempts=int(status.get("attempts", 0)))
+        attempts=int(status.get("attempts", 0)), trial=status.get("trial"),
+        trial_state=status.get("trial_state"))

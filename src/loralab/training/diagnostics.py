@@ -7,6 +7,7 @@ micro-batches since the previous line). Evaluation lines carry `"eval": true` an
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,12 @@ from loralab.atomic import named_errors
 
 class DiagnosticsLog:
     def __init__(self, path: Path, every: int, *, resume_step: int | None = None,
-                 enabled: bool = True) -> None:
+                 enabled: bool = True,
+                 on_line: Callable[[dict[str, Any]], None] | None = None) -> None:
         """`resume_step`: continue a resumed run's log, dropping lines written after the
         checkpoint (and a line cut short by the kill). `enabled` False (processes other than
-        the main one) writes nothing."""
-        self.every = every
+        the main one) writes nothing. `on_line`: called with every line written (trackers)."""
+        self.every, self.on_line = every, on_line
         self.handle = None
         if enabled:
             kept = kept_lines(path, resume_step) if resume_step is not None else []
@@ -67,6 +69,8 @@ class DiagnosticsLog:
             with named_errors(self.handle.name):
                 self.handle.write(json.dumps(line) + "\n")
                 self.handle.flush()
+            if self.on_line is not None:
+                self.on_line(line)
 
     def close(self, step: int, epoch: float) -> None:
         self._flush_pending()

@@ -10,12 +10,14 @@ TrainState (loralab.training.train_state), whose state_dict() is the checkpoint.
 
 Under `accelerate launch --num_processes N` or `torchrun`, accelerate shards the training and
 evaluation batches over the processes (DDP); only the main process writes the run folder.
+`callbacks` (loralab.training.callbacks) see each diagnostics line, evaluation and the end.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from loralab.metrics.metric_registry import resolve_metric
 from loralab.models.build import BuiltModel, set_unfrozen_trainable
 from loralab.models.placement import Placement, mixed_precision, resolve_device
 from loralab.tasks import get_task
+from loralab.training.callbacks import Callbacks, TrainingCallback
 from loralab.training.checkpoint import remove_checkpoint, save_checkpoint
 from loralab.training.diagnostics import DiagnosticsLog
 from loralab.training.divergence import check_grad_norm, check_loss
@@ -49,15 +52,14 @@ from loralab.training.variants import lora_variant
 class TrainingRecipe:
     def __init__(self, config: Config, output_dir: str | Path, *, progress: bool = True,
                  overwrite: bool = False, resume: bool = False,
-                 adapter: str | None = None) -> None:
+                 adapter: str | None = None,
+                 callbacks: Sequence[TrainingCallback] = ()) -> None:
         """`resume`: continue from the run folder's checkpoint when it holds one. `adapter`:
-        the name of the adapter this run trains in a model holding several (see
-        loralab.training.multi); None for a model of one adapter."""
+        the adapter this run trains in a model holding several (loralab.training.multi)."""
         if resume and overwrite:
             raise UserError("--resume continues the run in --output and --overwrite replaces "
                             "it: give one of them")
-        self.config = config
-        self.adapter = adapter
+        self.config, self.adapter, self.callbacks = config, adapter, Callbacks(callbacks)
         self.cfg = config.training
         self.task = get_task(config.model.task, config)
         self.variant = lora_variant(config.lora)
@@ -137,14 +139,9 @@ class TrainingRecipe:
     def trains(self) -> bool:
         return self.task.trains(self.config)
 
-    @property
-    def step(self) -> int:
-        return self.state.step
-
     # ------------------------------------------------------------------ training
     def _train_step(self, batch: dict[str, torch.Tensor]) -> tuple[float, float, dict]:
-        """Forward + backward of one micro-batch; returns (task loss, the variant's extra
-        term, the loss's named terms)."""
+        """Forward + backward of one micro-batch: (task loss, variant's term, named terms)."""
         gold = batch.pop("labels")
         self.variant.begin_step(batch)
         with self.accelerator.autocast():
@@ -177,7 +174,7 @@ class TrainingRecipe:
         epoch, skip = self._resume()
         self.diagnostics = DiagnosticsLog(self.run.diagnostics_path, cfg.logging_steps,
                                           resume_step=state.resumed_from_step,
-                                          enabled=self.main)
+                                          enabled=self.main, on_line=self.callbacks.on_log)
         self.bar = tqdm(total=self.total_steps, initial=state.step, desc="train",
                         disable=not self.progress)
         stop = False
@@ -290,7 +287,9 @@ class TrainingRecipe:
         if self.main:
             tqdm.write(f"eval epoch {epoch:g}: " + ", ".join(
                 f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
-        return self.state.tracker.update(metrics, self.state.step, epoch)
+        stop = self.state.tracker.update(metrics, self.state.step, epoch)
+        value = metrics[self.state.tracker.metric]
+        return self.callbacks.on_evaluate(self.state.step, epoch, metrics, value) or stop
 
     def evaluate_split(self, split: str) -> dict[str, Any]:
         metrics = evaluate(self.model, self.task, self.features[split], self.labels,
@@ -344,6 +343,7 @@ class TrainingRecipe:
             distributed=distributed)
         self.run.write_metrics(metrics)
         remove_checkpoint(self.run.path)
+        self.callbacks.on_end(metrics, self.run.path)
         return metrics
 
     def _distributed_counts(self) -> dict[str, Any] | None:
@@ -394,6 +394,7 @@ class TrainingRecipe:
 
 
 def train(config: Config, output_dir: str | Path, *, progress: bool = True,
-          overwrite: bool = False, resume: bool = False) -> dict[str, Any]:
+          overwrite: bool = False, resume: bool = False,
+          callbacks: Sequence[TrainingCallback] = ()) -> dict[str, Any]:
     return TrainingRecipe(config, output_dir, progress=progress, overwrite=overwrite,
-                          resume=resume).run_all()
+                          resume=resume, callbacks=callbacks).run_all()
