@@ -102,8 +102,8 @@ def add_basic_routes(app: FastAPI, state: ServerState) -> None:
                                             "type": "object"}}}}})
     async def ready() -> JSONResponse:
         if state.ready:
-            return JSONResponse({"status": "ready", "adapters": len(state.registry.adapters),
-                                 "bases": sorted(state.registry.bases)})
+            adapters, bases = state.registry.counts()
+            return JSONResponse({"status": "ready", "adapters": adapters, "bases": bases})
         body = {"status": "failed" if state.load_error else "loading",
                 "error": state.load_error}
         return JSONResponse(body, status_code=503)
@@ -117,11 +117,8 @@ def add_basic_routes(app: FastAPI, state: ServerState) -> None:
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
-        registry = state.registry
-        data = [model_object(name, None, 0) for name in sorted(registry.bases)]
-        data += [model_object(name, entry.info.base, entry.loaded_at)
-                 for name, entry in sorted(registry.adapters.items())]
-        return {"object": "list", "data": data}
+        return {"object": "list", "data": [model_object(name, parent, at) for name, parent, at
+                                           in state.registry.models()]}
 
     @app.post("/v1/feedback")
     async def feedback(body: FeedbackRequest) -> dict[str, Any]:
