@@ -594,6 +594,9 @@ REQUESTS = [
      "input 1 is empty or only whitespace"),
     ("invalid UTF-8 body", "/v1/classify", b'{"adapter": "three", "inputs": ["\xff"]}', 422,
      "not valid JSON"),
+    # found by tests/test_serving_fuzz.py (schemathesis) and fixed
+    ("empty prompt list", "/v1/completions", {"model": "three", "prompt": []}, 422,
+     "no prompts"),
     # issue 18 fault 5: limits before parsing
     ("body over --max-request-bytes", "/v1/classify",
      {"adapter": "three", "inputs": ["a" * 250] * 100}, 413, "--max-request-bytes"),

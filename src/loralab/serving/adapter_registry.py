@@ -113,6 +113,8 @@ class AdapterRegistry:
                                                        self.max_batch_size)
                 log.info("loaded base model %s (%s) in %.1f s", model.name,
                          task.auto_model_class, time.perf_counter() - started)
+                if engine.note:
+                    log.warning("%s: %s", model.name, engine.note)
                 with self.lock:
                     self.engines[key] = engine
                     self.bases.setdefault(config.model.name, engine)
@@ -154,7 +156,9 @@ class AdapterRegistry:
         return entry
 
     def unload(self, name: str) -> None:
-        with self.admin_lock, self.lock:
+        """Never waits for a load or a forward pass: the table lock and the engine's slot
+        lock only (a load in progress under another name goes on)."""
+        with self.lock:
             entry = self.adapters.pop(name, None)
             if entry is None:
                 raise NotFound(f"no adapter named {name!r} is loaded")
@@ -194,8 +198,21 @@ class AdapterRegistry:
             if engine is not None:
                 engine.acquire(0)
                 return Lease(engine, 0)
-        known = ", ".join(sorted(self.adapters)[:10]) or "none loaded"
+            known = ", ".join(sorted(self.adapters)[:10]) or "none loaded"
         raise NotFound(f"unknown adapter or model {model!r} (adapters: {known})")
+
+    def models(self) -> list[tuple[str, str | None, float]]:
+        """(name, parent base or None, loaded at) of every base and adapter, read under the
+        table lock (hot loads insert from other threads)."""
+        with self.lock:
+            return [(name, None, 0.0) for name in sorted(self.bases)] + [
+                (name, entry.info.base, entry.loaded_at)
+                for name, entry in sorted(self.adapters.items())]
+
+    def counts(self) -> tuple[int, list[str]]:
+        """(adapters loaded, base model names), under the table lock."""
+        with self.lock:
+            return len(self.adapters), sorted(self.bases)
 
     def base_listing(self) -> list[dict[str, Any]]:
         """Base models served alone: "generate" (causal LM) or "embed" (encoder)."""

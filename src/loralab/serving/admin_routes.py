@@ -99,6 +99,6 @@ async def rescan(request: Request) -> dict[str, Any]:
 @router.delete("/v1/adapters/{name:path}")
 async def unload_adapter(name: str, request: Request) -> dict[str, Any]:
     state = require_admin(request)
-    state.registry.unload(name)
+    await asyncio.to_thread(state.registry.unload, name)
     refresh(state)
     return {"deleted": name}

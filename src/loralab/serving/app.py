@@ -25,7 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
 from loralab.serving import admin_routes, classify_routes, generate_routes
-from loralab.serving.http_errors import ServeError, install_handlers
+from loralab.serving.http_errors import ERROR_RESPONSES, ServeError, install_handlers
 from loralab.serving.openai_api import model_object
 from loralab.serving.request_limits import BodyLimit, valid_strings
 from loralab.serving.server_state import ServerState, ServeSettings
@@ -75,7 +75,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         await state.shutdown()
 
     app = FastAPI(title="loralab serve", lifespan=lifespan, docs_url="/docs", redoc_url=None,
-                  dependencies=[Depends(valid_strings)])
+                  dependencies=[Depends(valid_strings)], responses=ERROR_RESPONSES)
     app.state.serving = state
     install_handlers(app)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
@@ -97,26 +97,28 @@ def add_basic_routes(app: FastAPI, state: ServerState) -> None:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/ready")
+    @app.get("/ready", responses={503: {"description": "still loading, or loading failed",
+                                        "content": {"application/json": {"schema": {
+                                            "type": "object"}}}}})
     async def ready() -> JSONResponse:
         if state.ready:
-            return JSONResponse({"status": "ready", "adapters": len(state.registry.adapters),
-                                 "bases": sorted(state.registry.bases)})
+            adapters, bases = state.registry.counts()
+            return JSONResponse({"status": "ready", "adapters": adapters, "bases": bases})
         body = {"status": "failed" if state.load_error else "loading",
                 "error": state.load_error}
         return JSONResponse(body, status_code=503)
 
-    @app.get("/metrics")
+    text = {"text/plain": {"schema": {"type": "string"}}}
+
+    @app.get("/metrics", response_class=Response,
+             responses={200: {"description": "Prometheus text", "content": text}})
     async def metrics() -> Response:
         return Response(state.metrics.render(), media_type=state.metrics.content_type)
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
-        registry = state.registry
-        data = [model_object(name, None, 0) for name in sorted(registry.bases)]
-        data += [model_object(name, entry.info.base, entry.loaded_at)
-                 for name, entry in sorted(registry.adapters.items())]
-        return {"object": "list", "data": data}
+        return {"object": "list", "data": [model_object(name, parent, at) for name, parent, at
+                                           in state.registry.models()]}
 
     @app.post("/v1/feedback")
     async def feedback(body: FeedbackRequest) -> dict[str, Any]:

@@ -52,6 +52,8 @@ class MicroBatcher:
 
     async def submit(self, kind: str, rows: list[Any]) -> list[Any]:
         """Results for `rows`, in order; cancelling the await drops the job if not started."""
+        if not rows:            # nothing to run (a batch would skip it and never answer)
+            return []
         future = asyncio.get_running_loop().create_future()
         await self.queue.put(Job(kind, rows, future))
         return await future

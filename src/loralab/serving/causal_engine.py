@@ -51,6 +51,7 @@ class CausalEngine(MixedEngine, ServedEngine):
         super().__init__(base.model, device)
         model, tokenizer = base.model, base.tokenizer
         self.name = name
+        self.note = base.note
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
         self.eos_ids = eos_ids(tokenizer, model)
@@ -92,6 +93,7 @@ class CausalEngine(MixedEngine, ServedEngine):
     def _step(self, plan: BatchPlan, inputs: dict[str, torch.Tensor],
               cache: Any) -> torch.Tensor:
         with self.lock, torch.inference_mode(), self.context.use(plan):
+            self._clear_pending()
             out = self.model(**inputs, **cache_kwargs(self.model, cache))
         return out.logits[:, -1, :]
 

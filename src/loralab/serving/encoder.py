@@ -67,6 +67,7 @@ class EncoderEngine(MixedEngine, ServedEngine):
                  max_batch_size: int = 64) -> None:
         super().__init__(base.model, device, required_saved=base.new_heads)
         self.name = name
+        self.note = base.note
         self.tokenizer = base.tokenizer
         self.collate = task.collator(base.tokenizer)
         self.max_batch_size = max_batch_size

@@ -5,8 +5,15 @@ LoRA pairs go into the `MultiLoraLinear` stacks of the layers it targets (wrappi
 first time any adapter targets it) and its saved modules become per-slot copies in a
 `SlotModules` (wrapping the module the first time). Detaching zeroes the slot and drops the
 copies, but only once no batch in flight still holds it (`SlotTable` refcounts), so a request
-never gets another adapter's answer from a reused slot. Forward passes and attach / detach
-take the engine's lock; reading an adapter's files happens outside it.
+never gets another adapter's answer from a reused slot.
+
+Two locks, so that a request's start and end never wait for a forward pass:
+- `slot_lock` (short, never held across model work) guards the slot table: a lease's
+  acquire / release and detach take only it;
+- `lock` (the model lock) is held by forward passes, decode steps and attach. A slot whose
+  last reference goes while a batch runs is queued (`pending`) and cleared by the next holder
+  of the model lock (before the next batch or attach), so the stacks never change under a
+  running forward pass. Reading an adapter's files happens outside both.
 """
 
 from __future__ import annotations
@@ -88,7 +95,9 @@ class MixedEngine:
         self.model = model.eval().requires_grad_(False)
         self.device = device
         self.context = LoraContext()
-        self.lock = threading.RLock()
+        self.lock = threading.RLock()          # the model: forward passes, attach, clears
+        self.slot_lock = threading.Lock()      # the slot table only (leases, detach)
+        self.pending: set[int] = set()         # slots free to clear at the next model lock
         self.module_names = {name for name, _ in model.named_modules() if name}
         self.required_saved = list(required_saved or [])   # newly initialised heads
         self.linears: dict[str, MultiLoraLinear] = {}
@@ -115,7 +124,9 @@ class MixedEngine:
     def attach(self, weights: AdapterWeights) -> int:
         self.check(weights)
         with self.lock:
-            slot = self.slots.allocate()
+            self._clear_pending()
+            with self.slot_lock:
+                slot = self.slots.allocate()
             try:
                 capacity = self.slots.capacity
                 for linear in self.linears.values():
@@ -147,34 +158,54 @@ class MixedEngine:
         return self.heads[name]
 
     def _clear(self, slot: int) -> None:
-        with self.lock:
-            for linear in self.linears.values():
-                linear.clear_slot(slot)
-            for head in self.heads.values():
-                head.remove_copy(slot)
+        """Zero a slot's stacks and free it (the caller holds the model lock)."""
+        for linear in self.linears.values():
+            linear.clear_slot(slot)
+        for head in self.heads.values():
+            head.remove_copy(slot)
+        with self.slot_lock:
             self.slots.free(slot)
-            self.adapter_meta.pop(slot, None)
+        self.adapter_meta.pop(slot, None)
+
+    def _clear_pending(self) -> None:
+        with self.slot_lock:
+            ready, self.pending = self.pending, set()
+        for slot in ready:
+            self._clear(slot)
+
+    def _queue_clear(self, slot: int) -> None:
+        """Clear now when no batch runs, else at the next holder of the model lock."""
+        with self.slot_lock:
+            self.pending.add(slot)
+        if self.lock.acquire(blocking=False):
+            try:
+                self._clear_pending()
+            finally:
+                self.lock.release()
 
     def acquire(self, slot: int) -> None:
-        with self.lock:
+        with self.slot_lock:
             self.slots.acquire(slot)
 
     def release(self, slot: int) -> None:
-        with self.lock:
-            if self.slots.release(slot):
-                self._clear(slot)
+        with self.slot_lock:
+            clear = self.slots.release(slot)
+        if clear:
+            self._queue_clear(slot)
 
     def detach(self, slot: int) -> None:
         """Remove an adapter now, or when the last batch holding its slot finishes."""
-        with self.lock:
-            if self.slots.retire(slot):
-                self._clear(slot)
+        with self.slot_lock:
+            clear = self.slots.retire(slot)
+        if clear:
+            self._queue_clear(slot)
 
     # ------------------------------------------------------------------ running
     @contextmanager
     def rows(self, slot_list: list[int]) -> Iterator[BatchPlan]:
         """Hold the lock and set the per-row slots for the forward passes inside."""
         with self.lock, torch.inference_mode():
+            self._clear_pending()
             plan = BatchPlan.of(slot_list, self.device)
             with self.context.use(plan):
                 yield plan

@@ -42,6 +42,7 @@ class ServedEngine(ABC):
     what: ClassVar[str]                    # "encoder", "causal LM"
     max_context: int = 0                   # generation: the model's context (0: unknown)
     eos_ids: set[int] | frozenset[int] = frozenset()   # generation: end-of-sequence ids
+    note: str | None = None                # how the base was built, worth a log line
     module_names: set[str]                 # the base model's module paths (adapter targets)
     adapter_meta: dict[int, dict]          # slot -> rank, target modules (listing)
 

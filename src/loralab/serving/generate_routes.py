@@ -120,6 +120,9 @@ def count(state: ServerState, lease: Lease, rows: list[GenerationRow]) -> int:
 async def generate(request: Request, body: oa.Sampled, prompts: list[str], chat: bool,
                    logged: dict[str, Any]) -> Any:
     state: ServerState = request.app.state.serving
+    if not prompts:
+        raise ServeError(422, "no prompts: give a prompt or a non-empty list of prompts",
+                         "prompt")
     lease = generation_lease(state, body)
     cancelled = threading.Event()
     try:
@@ -194,12 +197,16 @@ async def stream(state: ServerState, lease: Lease, rows: list[GenerationRow], bo
         count(state, lease, rows)
 
 
-@router.post("/v1/completions")
+STREAMED = {200: {"description": "the completion; with stream: true, server-sent events",
+                  "content": {"application/json": {}, "text/event-stream": {}}}}
+
+
+@router.post("/v1/completions", responses=STREAMED)
 async def completions(body: oa.CompletionRequest, request: Request) -> Any:
     return await generate(request, body, body.prompts, False, {"prompts": body.prompts})
 
 
-@router.post("/v1/chat/completions")
+@router.post("/v1/chat/completions", responses=STREAMED)
 async def chat_completions(body: oa.ChatRequest, request: Request) -> Any:
     state: ServerState = request.app.state.serving
     lease = generation_lease(state, body)

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loralab.errors import UserError
@@ -21,6 +22,32 @@ from loralab.serving.openai_api import error_object
 
 log = logging.getLogger("loralab.serve")
 T = TypeVar("T")
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: int
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx / 5xx answer: OpenAI's error object."""
+    error: ErrorDetail
+
+
+# declared on every route of the OpenAPI schema (the statuses a route may answer besides its
+# success; tests/test_serving_fuzz.py checks answers against them)
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": what} for status, what in {
+        400: "a request this server cannot answer (wrong route for the model, unsupported field)",
+        401: "admin endpoint without the right bearer token",
+        403: "admin endpoints disabled, or a path outside MODELS_DIR",
+        404: "unknown adapter, model or response id",
+        409: "an adapter of that name is already loaded",
+        413: "body over --max-request-bytes, too many inputs, an input too long",
+        422: "malformed JSON, wrong types, empty inputs, invalid strings",
+    }.items()}
 
 
 class ServeError(Exception):

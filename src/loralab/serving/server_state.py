@@ -111,9 +111,11 @@ class ServerState:
             log.error("loading failed: %s", self.load_error)
 
     def refresh_gauges(self) -> None:
-        self.metrics.loaded.set(len(self.registry.adapters))
-        self.metrics.failed.set(len([n for n in self.registry.failed
-                                     if n not in self.registry.adapters]))
+        with self.registry.lock:
+            loaded = len(self.registry.adapters)
+            failed = len([n for n in self.registry.failed if n not in self.registry.adapters])
+        self.metrics.loaded.set(loaded)
+        self.metrics.failed.set(failed)
 
     async def startup(self) -> None:
         self.loader = asyncio.get_running_loop().create_task(asyncio.to_thread(self.load_models))
