@@ -9,8 +9,7 @@ variant's extra term, backward scaled for gradient accumulation) for each micro-
 TrainState (loralab.training.train_state), whose state_dict() is the checkpoint.
 
 Under `accelerate launch --num_processes N` or `torchrun`, accelerate shards the training and
-evaluation batches over the processes (DDP); only the main process writes the run folder.
-`callbacks` (loralab.training.callbacks) see each diagnostics line, evaluation and the end.
+evaluation batches over the processes (DDP); only the main process writes (and tracks) it.
 """
 
 from __future__ import annotations
@@ -45,22 +44,21 @@ from loralab.training.prior_check import stuck_at_prior
 from loralab.training.results import run_metrics
 from loralab.training.run_folder import RunFolder
 from loralab.training.selection import BestTracker
+from loralab.training.tracking import tracking_callbacks
 from loralab.training.train_state import TrainState
 from loralab.training.variants import lora_variant
 
 
 class TrainingRecipe:
     def __init__(self, config: Config, output_dir: str | Path, *, progress: bool = True,
-                 overwrite: bool = False, resume: bool = False,
-                 adapter: str | None = None,
+                 overwrite: bool = False, resume: bool = False, adapter: str | None = None,
                  callbacks: Sequence[TrainingCallback] = ()) -> None:
         """`resume`: continue from the run folder's checkpoint when it holds one. `adapter`:
         the adapter this run trains in a model holding several (loralab.training.multi)."""
         if resume and overwrite:
             raise UserError("--resume continues the run in --output and --overwrite replaces "
                             "it: give one of them")
-        self.config, self.adapter, self.callbacks = config, adapter, Callbacks(callbacks)
-        self.cfg = config.training
+        self.config, self.adapter, self.cfg = config, adapter, config.training
         self.task = get_task(config.model.task, config)
         self.variant = lora_variant(config.lora)
         self.run = RunFolder(Path(output_dir), overwrite=overwrite)
@@ -69,6 +67,8 @@ class TrainingRecipe:
             mixed_precision=mixed_precision(self.cfg.precision, fp16_ok=self.variant.fp16_ok),
             cpu=resolve_device("auto").type == "cpu")
         self.main = self.accelerator.is_main_process
+        tracking = tracking_callbacks(config, self.run.path) if self.main else []
+        self.callbacks = Callbacks([*callbacks, *tracking])  # loralab.training.callbacks
         self.progress = progress and self.main
         self.resume_state = self.run.checkpoint_for(config) if resume else None
 
