@@ -196,6 +196,7 @@ CASES: list[Case] = [
          r"training\.tracking_uri .*/f is a file, not a folder", files={"f": "x\n"}),
     Case("tracking/unknown-tracker", train("training.report_to=[comet]"),
          r"training\.report_to\.0: .*'tensorboard', 'mlflow', 'trackio' or 'wandb'"),
+    Case("config/min-steps-zero", train("training.min_steps=0"), r"training\.min_steps"),
     # ------------------------------------------------------------------ config
     Case("config/unknown-key", train("lora.alpah=8"),
          r"lora\.alpah: unknown key; did you mean lora\.alpha\?"),

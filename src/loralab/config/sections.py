@@ -95,6 +95,8 @@ REMOVED_DIRECTION = (
 class TrainingConfig(Section):
     epochs: float = Field(default=3, gt=0, le=10_000)
     max_steps: int | None = Field(default=None, ge=1, le=10**9)
+    # a floor on optimizer steps: small datasets get more (whole) epochs (training/adaptive.py)
+    min_steps: int | None = Field(default=None, ge=1, le=10**9)
     batch_size: int = Field(default=32, ge=1, le=MAX_BATCH)
     eval_batch_size: int = Field(default=64, ge=1, le=MAX_BATCH)
     gradient_accumulation_steps: int = Field(default=1, ge=1, le=MAX_BATCH)
