@@ -9,9 +9,17 @@ from typing import Any
 from loralab.config import Config
 from loralab.training.tracking.base import Tracker, now_ms
 from loralab.training.tracking.group import group_name, mlflow_parent
-from loralab.training.tracking.uri import check_tracking_uri, tracking_uri
+from loralab.training.tracking.uri import check_tracking_uri, local_folder, tracking_uri
 
 BATCH = 100   # MLflow's limit of parameters per log_batch call
+
+
+def artifact_root(client: Any) -> str | None:
+    """A local SQLite store's artefacts go beside the database (DB folder/mlartifacts), not
+    into ./mlruns of whatever folder the run started in."""
+    uri = client.tracking_uri
+    folder = local_folder(uri) if uri.startswith("sqlite:") else None
+    return (folder / "mlartifacts").as_uri() if folder is not None else None
 
 
 def experiment_id(client: Any, name: str) -> str:
@@ -21,7 +29,7 @@ def experiment_id(client: Any, name: str) -> str:
     if found is not None:
         return found.experiment_id
     try:
-        return client.create_experiment(name)
+        return client.create_experiment(name, artifact_location=artifact_root(client))
     except Exception:  # noqa: BLE001 - created meanwhile by another process
         found = client.get_experiment_by_name(name)
         if found is None:
