@@ -191,6 +191,12 @@ CASES: list[Case] = [
          files={"s.yaml": SPACE}, setup=other_study),
     Case("tune/folder-holds-something-else", tune("s.yaml"), r"is not empty and holds no study",
          files={"s.yaml": SPACE, "out/notes.txt": "mine\n"}),
+    Case("tracking/unwritable-uri", train("training.report_to=[mlflow]",
+                                          "training.tracking_uri=sqlite:///{f}/mlflow.db"),
+         r"training\.tracking_uri .*/f is a file, not a folder", files={"f": "x\n"}),
+    Case("tracking/unknown-tracker", train("training.report_to=[comet]"),
+         r"training\.report_to\.0: .*'tensorboard', 'mlflow', 'trackio' or 'wandb'"),
+    Case("config/min-steps-zero", train("training.min_steps=0"), r"training\.min_steps"),
     # ------------------------------------------------------------------ config
     Case("config/unknown-key", train("lora.alpah=8"),
          r"lora\.alpah: unknown key; did you mean lora\.alpha\?"),

@@ -13,6 +13,7 @@ from loralab.config.section import Section
 TaskType = Literal["sequence_classification", "regression", "token_classification",
                    "causal_lm"]
 MetricSuite = Literal["json", "qa", "multiple_choice", "code", "text"]
+Tracker = Literal["tensorboard", "mlflow", "trackio", "wandb"]   # the Trainer's report_to names
 # upper bounds of numeric keys (every float is also finite: loralab.config.section)
 MAX_LENGTH = 1_048_576      # tokens; the model's own position limit is checked when it loads
 MAX_BATCH = 65_536
@@ -94,6 +95,8 @@ REMOVED_DIRECTION = (
 class TrainingConfig(Section):
     epochs: float = Field(default=3, gt=0, le=10_000)
     max_steps: int | None = Field(default=None, ge=1, le=10**9)
+    # a floor on optimizer steps: small datasets get more (whole) epochs (training/adaptive.py)
+    min_steps: int | None = Field(default=None, ge=1, le=10**9)
     batch_size: int = Field(default=32, ge=1, le=MAX_BATCH)
     eval_batch_size: int = Field(default=64, ge=1, le=MAX_BATCH)
     gradient_accumulation_steps: int = Field(default=1, ge=1, le=MAX_BATCH)
@@ -123,6 +126,23 @@ class TrainingConfig(Section):
     # causal_lm: recompute activations in backward; auto decides from an estimate of the
     # activation memory of batch_size x max_length (loralab.models.memory)
     gradient_checkpointing: StrictBool | Literal["auto"] = "auto"
+    # experiment trackers (docs/tracking.md): none by default; tracking_uri is MLflow's
+    # tracking URI (default sqlite:///mlflow.db in the working folder), tracking_project the
+    # MLflow experiment / W&B or Trackio project (default: the run's, grid's or study's name)
+    report_to: list[Tracker] = Field(default_factory=list)
+    tracking_uri: str | None = None
+    tracking_project: str | None = None
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _one_name_or_none(cls, value: Any) -> Any:
+        """`report_to: mlflow` is a list of one; `none` (the Trainer's word) is no tracker;
+        a name given twice counts once."""
+        if value is None or value == "none":
+            return []
+        if isinstance(value, str):
+            return [value]
+        return list(dict.fromkeys(value)) if isinstance(value, list) else value
 
     @field_validator("gradient_checkpointing", mode="before")
     @classmethod

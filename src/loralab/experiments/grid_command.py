@@ -29,6 +29,7 @@ from loralab.experiments.status import (
     write_status,
 )
 from loralab.training.run_lock import is_locked
+from loralab.training.tracking.group import tracking_group
 
 PLAN_FILE = "plan.json"
 
@@ -153,7 +154,9 @@ def run_grid(grid_file: str, output: str | None, overrides: list[str], *, dry_ru
               "--retry-failed to run them again", flush=True)
     progress = GridProgress(out, len(todo))
     try:
-        execute(todo, plan, backend, jobs, address, progress)
+        with tracking_group(plan.base, out.resolve().name) as group:  # training.report_to
+            execute(todo, plan, backend, jobs, address, progress)
+            group.summary.update(runs=progress.done, failed=progress.failed)
     except KeyboardInterrupt:
         print("loralab: interrupted; the next `loralab grid` resumes the unfinished runs",
               file=sys.stderr)

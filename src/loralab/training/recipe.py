@@ -9,8 +9,7 @@ variant's extra term, backward scaled for gradient accumulation) for each micro-
 TrainState (loralab.training.train_state), whose state_dict() is the checkpoint.
 
 Under `accelerate launch --num_processes N` or `torchrun`, accelerate shards the training and
-evaluation batches over the processes (DDP); only the main process writes the run folder.
-`callbacks` (loralab.training.callbacks) see each diagnostics line, evaluation and the end.
+evaluation batches over the processes (DDP); only the main process writes (and tracks) it.
 """
 
 from __future__ import annotations
@@ -36,31 +35,31 @@ from loralab.metrics.metric_registry import resolve_metric
 from loralab.models.build import BuiltModel, set_unfrozen_trainable
 from loralab.models.placement import Placement, mixed_precision, resolve_device
 from loralab.tasks import get_task
+from loralab.training.adaptive import planned_steps
 from loralab.training.callbacks import Callbacks, TrainingCallback
 from loralab.training.checkpoint import remove_checkpoint, save_checkpoint
 from loralab.training.diagnostics import DiagnosticsLog
 from loralab.training.divergence import check_grad_norm, check_loss
 from loralab.training.optim import build_optimizer, build_scheduler
 from loralab.training.prior_check import stuck_at_prior
-from loralab.training.results import run_metrics
+from loralab.training.results import distributed_counts, run_metrics
 from loralab.training.run_folder import RunFolder
 from loralab.training.selection import BestTracker
+from loralab.training.tracking import tracking_callbacks
 from loralab.training.train_state import TrainState
 from loralab.training.variants import lora_variant
 
 
 class TrainingRecipe:
     def __init__(self, config: Config, output_dir: str | Path, *, progress: bool = True,
-                 overwrite: bool = False, resume: bool = False,
-                 adapter: str | None = None,
+                 overwrite: bool = False, resume: bool = False, adapter: str | None = None,
                  callbacks: Sequence[TrainingCallback] = ()) -> None:
         """`resume`: continue from the run folder's checkpoint when it holds one. `adapter`:
         the adapter this run trains in a model holding several (loralab.training.multi)."""
         if resume and overwrite:
             raise UserError("--resume continues the run in --output and --overwrite replaces "
                             "it: give one of them")
-        self.config, self.adapter, self.callbacks = config, adapter, Callbacks(callbacks)
-        self.cfg = config.training
+        self.config, self.adapter, self.cfg = config, adapter, config.training
         self.task = get_task(config.model.task, config)
         self.variant = lora_variant(config.lora)
         self.run = RunFolder(Path(output_dir), overwrite=overwrite)
@@ -69,6 +68,8 @@ class TrainingRecipe:
             mixed_precision=mixed_precision(self.cfg.precision, fp16_ok=self.variant.fp16_ok),
             cpu=resolve_device("auto").type == "cpu")
         self.main = self.accelerator.is_main_process
+        tracking = tracking_callbacks(config, self.run.path) if self.main else []
+        self.callbacks = Callbacks([*callbacks, *tracking])  # loralab.training.callbacks
         self.progress = progress and self.main
         self.resume_state = self.run.checkpoint_for(config) if resume else None
 
@@ -119,7 +120,8 @@ class TrainingRecipe:
         self.train_loader = self._shard(loader)
         self.steps_per_epoch = max(math.ceil(len(self.train_loader)
                                              / cfg.gradient_accumulation_steps), 1)
-        self.total_steps = cfg.max_steps or math.ceil(self.steps_per_epoch * cfg.epochs)
+        self.total_steps, raised = planned_steps(cfg, self.steps_per_epoch)  # min_steps
+        self.built.notes.extend([raised] if raised else [])
         scheduler = build_scheduler(optimizer, cfg, self.total_steps)
         tracker = BestTracker(self.raw_model, cfg, self.task.default_metric, self.metric_names)
         self.state = TrainState(self.raw_model, self.optimizer, scheduler,
@@ -327,7 +329,7 @@ class TrainingRecipe:
         test = None
         if self.splits.get("test") and all(self.task.has_gold(r) for r in self.splits["test"]):
             test = self.evaluate_split("test")
-        distributed = self._distributed_counts()
+        distributed = distributed_counts(self.accelerator, self.state.counters)
         if not self.main:
             return {}
         adapter = None
@@ -345,16 +347,6 @@ class TrainingRecipe:
         remove_checkpoint(self.run.path)
         self.callbacks.on_end(metrics, self.run.path)
         return metrics
-
-    def _distributed_counts(self) -> dict[str, Any] | None:
-        """With several processes: the training rows each one saw (all ranks take part)."""
-        if self.accelerator.num_processes == 1:
-            return None
-        from accelerate.utils import gather_object
-
-        seen = gather_object([self.state.counters.samples_seen])
-        self.state.counters.samples_seen = sum(seen)
-        return {"processes": self.accelerator.num_processes, "train_rows_per_process": seen}
 
     def run_all(self) -> dict[str, Any]:
         """Everything that can be refused is checked before the run folder is touched: data,

@@ -64,3 +64,14 @@ def run_metrics(config: Config, state: TrainState, built: BuiltModel, *, epochs:
         "distributed": distributed,
         "versions": library_versions(),
     }
+
+
+def distributed_counts(accelerator: Any, counters: Any) -> dict[str, Any] | None:
+    """With several processes: the training rows each one saw (all ranks take part)."""
+    if accelerator.num_processes == 1:
+        return None
+    from accelerate.utils import gather_object
+
+    seen = gather_object([counters.samples_seen])
+    counters.samples_seen = sum(seen)
+    return {"processes": accelerator.num_processes, "train_rows_per_process": seen}

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from loralab.training.adaptive import min_steps_note
+
 SHOWN = ("accuracy", "f1_binary", "f1_macro", "pearson", "spearman", "entity_f1",
          "entity_precision", "entity_recall", "exact_match", "qa_f1", "valid_json",
          "schema_compliance", "intent_accuracy", "json_entity_f1", "mc_accuracy", "pass@1",
@@ -19,6 +21,8 @@ def summary_line(metrics: dict[str, Any], run_dir: Path) -> str:
     epoch = metrics.get("best_epoch")
     where = f" (best at epoch {epoch:g})" if epoch is not None and best is metrics["best"] \
         else " (last weights)"
+    raised = min_steps_note(metrics.get("notes") or [])
+    where += f" ({raised})" if raised else ""
     return (f"done: {metrics.get('name') or metrics['task']} {shown}{where}, "
             f"{metrics['train_seconds']:.1f}s training, "
             f"{metrics['trainable_parameters']:,} trainable params -> "

@@ -23,13 +23,13 @@ from loralab.errors import UserError
 from loralab.experiments.tune.layout import (
     check_folder,
     clear_study,
-    read_settings,
     write_settings,
 )
 from loralab.experiments.tune.space import PRUNERS, Space, load_space
 from loralab.experiments.tune.study import open_study, recover_killed, require_optuna
 from loralab.experiments.tune.trials import ask, run
 from loralab.metrics.metric_registry import greater_is_better, resolve_metric
+from loralab.training.tracking.group import tracking_group
 
 
 def study_metric(config: Config, requested: str | None) -> str:
@@ -85,9 +85,33 @@ def run_tune(config_file: str, space_file: str, *, trials: int, output: str, job
                 "base": base_raw, "backend": backend}
     if check_folder(out, settings, overwrite):
         clear_study(out)
-    settings["trials"] = max(trials, read_settings(out).get("trials", 0))
     write_settings(out, settings)
-    if backend == "ray":
+    params = {"metric": chosen, "direction": direction, "trials": trials, "pruner": pruner}
+    with tracking_group(base, out.resolve().name, params) as group:  # training.report_to
+        code = run_study(out, settings, space, base_raw, jobs, timeout, address, config_file)
+        group.summary.update(study_summary(out))
+    return code
+
+
+def study_summary(out: Path) -> dict[str, float]:
+    """The numbers the study's parent run (MLflow) ends with."""
+    from loralab.experiments.tune.study import storage
+
+    optuna = require_optuna()
+    study = optuna.load_study(study_name="loralab", storage=storage(out))
+    summary = {"trials": float(len(study.trials))}
+    done = [t for t in study.trials if t.value is not None and t.state.name == "COMPLETE"]
+    if done:
+        summary["best_value"] = float(study.best_value)
+        summary["best_trial"] = float(study.best_trial.number)
+    return summary
+
+
+def run_study(out: Path, settings: dict[str, Any], space: Space, base_raw: dict[str, Any],
+              jobs: int, timeout: float | None, address: str | None, config_file: str) -> int:
+    trials, seed, chosen = settings["trials"], settings["seed"], settings["metric"]
+    direction, pruner = settings["direction"], settings["pruner"]
+    if settings["backend"] == "ray":
         from loralab.experiments.tune.ray_backend import run_ray_study
 
         return run_ray_study(out, settings, space, address, jobs)

@@ -77,8 +77,10 @@ def decoded(params: dict[str, Any], space: list[Param]) -> dict[str, Any]:
 
 
 def ray_trial(params: dict[str, Any], out: str, base_raw: dict[str, Any],
-              space: list[Param], greater: bool) -> None:
-    """One trial in a Ray worker: the run folder, trained in this process."""
+              space: list[Param], greater: bool, group: dict[str, str]) -> None:
+    """One trial in a Ray worker: the run folder, trained in this process. `group`: the
+    tracking group's environment (loralab.training.tracking.group)."""
+    os.environ.update(group)
     from loralab.config import validate_config
     from loralab.experiments.naming import run_id
     from loralab.experiments.tune.trials import prepare_folder
@@ -171,7 +173,8 @@ def run_ray_study(out: Path, settings: dict[str, Any], space: Space, address: st
                                                                                "0")}})
     trainable = tune.with_resources(
         tune.with_parameters(ray_trial, out=str(out.resolve()), base_raw=base, space=params,
-                             greater=greater),
+                             greater=greater, group={k: v for k, v in os.environ.items()
+                                                     if k.startswith("LORALAB_")}),
         {"cpu": base["training"].get("threads") or 1})
     tuner = tune.Tuner(trainable, tune_config=tune.TuneConfig(
         search_alg=searcher, scheduler=scheduler, num_samples=settings["trials"],
