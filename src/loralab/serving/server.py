@@ -47,9 +47,16 @@ def start_server(models_dir: str, *, host: str = "127.0.0.1", port: int = 8000,
                  admin_token_file: str | None = None, feedback_db: str | None = None,
                  max_batch_size: int = 64, max_wait_ms: float = 5.0,
                  max_input_chars: int = 20000, max_rows: int = 256, max_tokens: int = 2048,
-                 max_request_bytes: int = 8 * 1024 * 1024, threads: int | None = None) -> int:
-    """`loralab serve MODELS_DIR ...`: every argument checked before anything loads."""
+                 max_request_bytes: int = 8 * 1024 * 1024, threads: int | None = None,
+                 ray: bool = False, replicas: int = 2, max_adapters_per_replica: int = 8,
+                 ray_address: str | None = None) -> int:
+    """`loralab serve MODELS_DIR ...`: every argument checked before anything loads; with
+    `ray`, the same app in Ray Serve replicas (serving/ray_serve.py)."""
     check_serve_extra()
+    if ray:
+        from loralab.serving.ray_serve import check_ray_serve
+
+        check_ray_serve()
     folder = Path(models_dir)
     if not folder.is_dir():
         raise UserError(f"MODELS_DIR {folder} is not a folder")
@@ -61,7 +68,7 @@ def start_server(models_dir: str, *, host: str = "127.0.0.1", port: int = 8000,
         resolve_device(device)
     except UserError as exc:
         raise UserError(f"--device: {exc}") from None
-    if threads:
+    if threads and not ray:
         import torch
 
         torch.set_num_threads(threads)
@@ -72,10 +79,15 @@ def start_server(models_dir: str, *, host: str = "127.0.0.1", port: int = 8000,
     from loralab.serving.feedback import check_feedback_db
 
     check_feedback_db(Path(feedback_db) if feedback_db else folder.resolve() / "feedback.sqlite")
-    return serve(ServeSettings(
+    settings = ServeSettings(
         models_dir=folder.resolve(), host=host, port=port, device=device,
         max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
         admin_token=admin_token(admin_token_file),
         feedback_db=Path(feedback_db) if feedback_db else None, bases=list(bases or []),
         max_input_chars=max_input_chars, max_rows=max_rows, max_tokens=max_tokens,
-        max_request_bytes=max_request_bytes))
+        max_request_bytes=max_request_bytes)
+    if ray:
+        from loralab.serving.ray_serve import serve_on_ray
+
+        return serve_on_ray(settings, replicas, max_adapters_per_replica, ray_address, threads)
+    return serve(settings)
