@@ -14,9 +14,7 @@ from typing import Any
 
 import torch
 
-from loralab.config import Config
 from loralab.models.kv_cache import cache_kwargs, new_cache
-from loralab.models.placement import Placement
 from loralab.serving.engine import MixedEngine
 from loralab.serving.engine_api import ServedEngine
 from loralab.serving.multi_lora import BatchPlan
@@ -58,12 +56,6 @@ class CausalEngine(MixedEngine, ServedEngine):
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else next(iter(self.eos_ids), 0)
         self.max_context = int(getattr(model.config, "max_position_embeddings", 0) or 0)
-
-    @classmethod
-    def for_task(cls, config: Config, task: Task, labels: list[str] | None,
-                 device: torch.device, max_batch_size: int = 64) -> CausalEngine:
-        base = task.load_serving_base(config, labels, Placement(device))
-        return cls(config.model.name, base, task, device, max_batch_size)
 
     def make_rows(self, route: str, items: list[Any], slot: int,
                   width: int = 0) -> list[GenerationRow]:

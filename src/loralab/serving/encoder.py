@@ -14,8 +14,6 @@ from typing import Any
 
 import torch
 
-from loralab.config import Config
-from loralab.models.placement import Placement
 from loralab.serving.engine import MixedEngine
 from loralab.serving.engine_api import ServedEngine
 from loralab.tasks import Task
@@ -71,12 +69,6 @@ class EncoderEngine(MixedEngine, ServedEngine):
         self.tokenizer = base.tokenizer
         self.collate = task.collator(base.tokenizer)
         self.max_batch_size = max_batch_size
-
-    @classmethod
-    def for_task(cls, config: Config, task: Task, labels: list[str] | None,
-                 device: torch.device, max_batch_size: int = 64) -> EncoderEngine:
-        base = task.load_serving_base(config, labels, Placement(device))
-        return cls(config.model.name, base, task, device, max_batch_size)
 
     def make_rows(self, route: str, items: list[Any], slot: int,
                   width: int = 0) -> list[EncoderRow]:

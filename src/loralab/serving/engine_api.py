@@ -53,10 +53,14 @@ class ServedEngine(ABC):
                              param)
 
     @classmethod
-    @abstractmethod
     def for_task(cls, config: Any, task: Any, labels: list[str] | None, device: Any,
                  max_batch_size: int = 64) -> ServedEngine:
-        """The engine on the base model the task builds (Task.load_serving_base)."""
+        """The engine on the base model the task builds (Task.load_serving_base); every
+        engine's constructor takes (name, base, task, device, max_batch_size)."""
+        from loralab.models.placement import Placement
+
+        base = task.load_serving_base(config, labels, Placement(device))
+        return cls(config.model.name, base, task, device, max_batch_size)  # type: ignore[call-arg]
 
     @abstractmethod
     def make_rows(self, route: str, items: list[Any], slot: int, width: int = 0) -> list[Any]:

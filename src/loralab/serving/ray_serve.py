@@ -42,14 +42,12 @@ REMEMBERED = 10000                         # response id -> adapter, for /v1/fee
 
 
 def check_ray_serve() -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("ray") is None or importlib.util.find_spec("ray.serve") is None:
-        raise UserError("loralab serve --ray needs Ray Serve: pip install 'loralab[ray-serve]'")
+    """One line naming the extra when Ray Serve (or one of its own dependencies) is missing."""
     try:
-        from ray import serve  # noqa: F401  - Ray Serve's own dependencies
+        from ray import serve  # noqa: F401
     except ImportError as exc:
-        raise UserError(f"loralab serve --ray: {exc}; pip install 'loralab[ray-serve]'") from None
+        raise UserError(f"loralab serve --ray needs Ray Serve ({exc}): "
+                        "pip install 'loralab[ray-serve]'") from None
 
 
 def replica_deployment(max_adapters: int) -> Any:
