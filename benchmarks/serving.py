@@ -15,7 +15,7 @@ Run (offline, from the repository root):
     over adapters), each as a fraction of the base model's rows/s, next to the arithmetic limit
     1 - (LoRA FLOPs / all FLOPs) of the same batch. Variants are timed in interleaved rounds
     (median of --rounds), so drifting machine load hits them alike.
-(b), (c): see benchmarks/serving_load.py.
+(b): see benchmarks/serving_load.py; (c): benchmarks/serving_generation.py.
 gpu: the same comparison with a Llama-shaped 1.1B model built from a config (random weights:
     throughput does not depend on them), batch 64 x 256 tokens, LoRA r16 on q/k/v/o, bf16, for
     one prefill and one decode step (KV cache of 256); skips with a message without CUDA.
@@ -317,8 +317,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=9, help="interleaved timing rounds")
     parser.add_argument("--requests", type=int, default=10000, help="(b) classify requests")
     parser.add_argument("--clients", type=int, default=32, help="(b) concurrent clients")
-    parser.add_argument("--gen-requests", type=int, default=64, help="(c) completions")
-    parser.add_argument("--gen-clients", type=int, default=16, help="(c) concurrent clients")
+    parser.add_argument("--gen-per-client", type=int, default=4,
+                        help="(c) completions per client")
+    parser.add_argument("--gen-clients", default="16,64",
+                        help="(c) concurrent clients, comma-separated counts")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--workdir", default="bench_out/serving")
     args = parser.parse_args(argv)
@@ -329,12 +331,13 @@ def main(argv: list[str] | None = None) -> int:
         engine_benchmark(args)
     if args.part in ("http", "generate", "all"):
         sys.path.insert(0, str(Path(__file__).parent))
+        import serving_generation
         import serving_load
 
         if args.part in ("http", "all"):
             serving_load.http_benchmark(args)
         if args.part in ("generate", "all"):
-            serving_load.generation_benchmark(args)
+            serving_generation.generation_benchmark(args)
     if args.part in ("gpu", "all"):
         gpu_benchmark(args)
     return 0

@@ -7,6 +7,8 @@ state call it and never ask which engine they hold.
     engine.require(route, who, what)   WrongRoute (a 400) for a route it does not run
     engine.make_rows(route, items, slot, width)   the rows a route submits to the micro-batcher
     engine.run(route, rows) one batch of one route's rows, in the engine's worker thread
+    engine.scheduler(...)   what batches its requests: a micro-batcher of engine.run
+                            (encoders), continuous batching (causal LMs)
     engine.acquire / release / attach / detach   slots (loralab.serving.engine)
 
 A new engine (another model family) implements these and is named in
@@ -61,6 +63,15 @@ class ServedEngine(ABC):
 
         base = task.load_serving_base(config, labels, Placement(device))
         return cls(config.model.name, base, task, device, max_batch_size)  # type: ignore[call-arg]
+
+    def scheduler(self, max_batch_size: int, max_wait_ms: float, observe: Any = None,
+                  running: Any = None) -> Any:
+        """What queues and batches this engine's requests (started by the server state):
+        by default a micro-batcher running `run` on the rows that arrive together."""
+        from loralab.serving.batcher import MicroBatcher
+
+        return MicroBatcher(self.name, self.run, max_batch_size, max_wait_ms,
+                            observe=observe, running=running)
 
     @abstractmethod
     def make_rows(self, route: str, items: list[Any], slot: int, width: int = 0) -> list[Any]:

@@ -12,11 +12,11 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from loralab.serving.adapter_registry import AdapterRegistry
-from loralab.serving.batcher import MicroBatcher
 from loralab.serving.discovery import one_line
 from loralab.serving.engine_api import ServedEngine
 from loralab.serving.feedback import FeedbackStore, ResponseLog
@@ -74,21 +74,21 @@ class ServerState:
         self.responses = ResponseLog(settings.response_log)
         db = settings.feedback_db or settings.models_dir / "feedback.sqlite"
         self.feedback = FeedbackStore(db)
-        self.batchers: dict[int, MicroBatcher] = {}
+        self.batchers: dict[int, Any] = {}
         self.ready = False
         self.load_error: str | None = None
         self.loader: asyncio.Task | None = None
 
     # ------------------------------------------------------------------ batching
-    def batcher(self, engine: ServedEngine) -> MicroBatcher:
+    def batcher(self, engine: ServedEngine) -> Any:
+        """The engine's scheduler (a micro-batcher, or continuous batching), started once."""
         key = id(engine)
         if key not in self.batchers:
             name = engine.name
-            batcher = MicroBatcher(name, engine.run,
-                                   self.settings.max_batch_size, self.settings.max_wait_ms,
-                                   observe=lambda kind, n, name=name:
-                                   self.metrics.batch_rows.labels(name, kind).observe(n),
-                                   running=self.metrics.in_flight.labels(name))
+            batcher = engine.scheduler(self.settings.max_batch_size, self.settings.max_wait_ms,
+                                       observe=lambda kind, n, name=name:
+                                       self.metrics.batch_rows.labels(name, kind).observe(n),
+                                       running=self.metrics.in_flight.labels(name))
             batcher.start()
             self.batchers[key] = batcher
         return self.batchers[key]
