@@ -180,3 +180,31 @@ def test_close_finishes_every_submitted_row(engine):
 
     results, _ = asyncio.run(_drive(engine, requests))
     assert all(r[0].finish_reason in {"stop", "length"} for r in results)
+
+
+def test_a_model_whose_cache_cannot_join_decodes_one_cohort_at_a_time(tmp_path):
+    import transformers
+
+    from conftest import write_lm_tokenizer
+
+    folder = tmp_path / "tiny-mistral"
+    folder.mkdir()
+    tokenizer = write_lm_tokenizer(folder)
+    torch.manual_seed(0)
+    transformers.MistralForCausalLM(transformers.MistralConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
+        sliding_window=128, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, initializer_range=0.5)).save_pretrained(folder)
+    config = validate_config({"model": {"name": str(folder), "task": "causal_lm"}})
+    engine = CausalEngine.for_task(config, get_task("causal_lm", config), None, CPU, 3)
+    tok = engine.tokenizer
+    rows = [GenerationRow(tok(p)["input_ids"], 0, Sampling(6 + i, temperature=0), tok, set())
+            for i, p in enumerate(PROMPTS[:5])]
+    batch = DecodeBatch(engine)
+    batch.admit(rows[:2])
+    assert not batch.joinable and batch.room() == 0        # sliding-window layers
+    sizes = []
+    engine.generate(rows, on_step=sizes.append)
+    assert sizes == [3] * 6 + [2] + [1] + [2] * 9 + [1]     # rows 3, 4 wait for a new cohort
+    assert [r.token_ids for r in rows] == alone(engine, rows)

@@ -114,7 +114,7 @@ class DecodeBatch:
         self.rows = [self.rows[i] for i in keep]
         self.plan = self.plan.subset(keep)
         unused = int(self.mask.any(dim=0).long().argmax())    # leading all-padding columns
-        if unused:
+        if unused and self.joinable:      # other layers keep lengths of their own
             drop_left(self.cache, unused)
             self.mask = self.mask[:, unused:]
 
