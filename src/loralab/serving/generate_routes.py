@@ -6,6 +6,11 @@ rendered with the adapter's own tokenizer's chat template (the one saved in its 
 the adapter's training system prompt when the request has none. `stream: true` sends
 server-sent events in OpenAI's chunk format; a client that disconnects has its rows dropped
 from the decode loop.
+
+`response_format` (json_object, json_schema) gives every row of the request its own parser
+state of the schema's compiled grammar (loralab.serving.structured); such rows share the decode
+batch with free rows and rows of other adapters and schemas. The format is checked before the
+model is looked up, and compiled per (tokenizer, schema) off the event loop.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from loralab.models.grammar import ConstraintSpec, Grammar
 from loralab.serving import openai_api as oa
+from loralab.serving import structured
 from loralab.serving.adapter_registry import Lease
 from loralab.serving.causal_engine import eos_ids
 from loralab.serving.http_errors import ServeError, check_text, unless_disconnected
@@ -58,8 +65,10 @@ def generation_lease(state: ServerState, body: oa.Sampled) -> Lease:
 
 
 def build_rows(state: ServerState, lease: Lease, prompts: list[str], body: oa.Sampled,
-               chat: bool, cancelled: threading.Event) -> tuple[list[GenerationRow], int]:
-    """One row per choice, and the prompt tokens counted once per prompt."""
+               chat: bool, cancelled: threading.Event, grammar: Grammar | None = None
+               ) -> tuple[list[GenerationRow], int]:
+    """One row per choice (each with its own parser state of `grammar`, if any), and the
+    prompt tokens counted once per prompt."""
     limits, engine, tokenizer = state.settings, lease.engine, lease.tokenizer
     if len(prompts) * body.n > limits.max_rows:
         raise ServeError(413, f"{len(prompts)} prompts x n={body.n} is more than the limit "
@@ -84,8 +93,9 @@ def build_rows(state: ServerState, lease: Lease, prompts: list[str], body: oa.Sa
         for j in range(body.n):
             seed = None if body.seed is None else body.seed + j
             sampling = Sampling(max_tokens, body.temperature, body.top_p, body.stops, seed)
+            constraint = None if grammar is None else grammar.constraint()
             rows.append(GenerationRow(ids, lease.slot, sampling, tokenizer, eos,
-                                      cancelled=cancelled.is_set))
+                                      cancelled=cancelled.is_set, constraint=constraint))
     return rows, prompt_tokens
 
 
@@ -118,7 +128,7 @@ def count(state: ServerState, lease: Lease, rows: list[GenerationRow]) -> int:
 
 
 async def generate(request: Request, body: oa.Sampled, prompts: list[str], chat: bool,
-                   logged: dict[str, Any]) -> Any:
+                   logged: dict[str, Any], spec: ConstraintSpec | None) -> Any:
     state: ServerState = request.app.state.serving
     if not prompts:
         raise ServeError(422, "no prompts: give a prompt or a non-empty list of prompts",
@@ -126,7 +136,8 @@ async def generate(request: Request, body: oa.Sampled, prompts: list[str], chat:
     lease = generation_lease(state, body)
     cancelled = threading.Event()
     try:
-        rows, prompt_tokens = build_rows(state, lease, prompts, body, chat, cancelled)
+        grammar = await structured.compiled(spec, lease.tokenizer)
+        rows, prompt_tokens = build_rows(state, lease, prompts, body, chat, cancelled, grammar)
     except BaseException:
         lease.release()
         raise
@@ -203,15 +214,19 @@ STREAMED = {200: {"description": "the completion; with stream: true, server-sent
 
 @router.post("/v1/completions", responses=STREAMED)
 async def completions(body: oa.CompletionRequest, request: Request) -> Any:
-    return await generate(request, body, body.prompts, False, {"prompts": body.prompts})
+    spec = await structured.response_spec(body.response_format)
+    logged = {"prompts": body.prompts, **structured.logged(body.response_format)}
+    return await generate(request, body, body.prompts, False, logged, spec)
 
 
 @router.post("/v1/chat/completions", responses=STREAMED)
 async def chat_completions(body: oa.ChatRequest, request: Request) -> Any:
+    spec = await structured.response_spec(body.response_format)
     state: ServerState = request.app.state.serving
     lease = generation_lease(state, body)
     try:
         prompt = chat_prompt(lease, body)
     finally:
         lease.release()
-    return await generate(request, body, [prompt], True, {"messages": body.turns})
+    logged = {"messages": body.turns, **structured.logged(body.response_format)}
+    return await generate(request, body, [prompt], True, logged, spec)

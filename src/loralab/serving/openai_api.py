@@ -3,7 +3,8 @@
 
 Fields the server cannot honour are refused with a 400 rather than silently ignored
 (logprobs, echo, best_of > 1, suffix, tools, penalties); unknown extra fields are ignored,
-as the OpenAI API does.
+as the OpenAI API does. `response_format` (text, json_object, json_schema) is checked by
+loralab.serving.structured, which answers its 400s.
 """
 
 from __future__ import annotations
@@ -24,6 +25,23 @@ class Request(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class JsonSchemaFormat(Request):
+    """`response_format.json_schema`: `schema` is any JSON value here (checked as a JSON
+    Schema by the route, so that a wrong one is a 400 naming it); `strict` is accepted and
+    changes nothing: the schema is always enforced."""
+    name: str | None = None
+    description: str | None = None
+    schema_: Any = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(Request):
+    """OpenAI's `response_format`: `type` is text, json_object or json_schema (any other, or
+    none, is a 400 from the route)."""
+    type: str | None = None
+    json_schema: JsonSchemaFormat | None = None
+
+
 class Sampled(Request):
     model: str
     max_tokens: int | None = Field(default=None, ge=1)
@@ -37,6 +55,7 @@ class Sampled(Request):
     logprobs: Any = None
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
+    response_format: ResponseFormat | None = None
 
     def unsupported(self) -> str | None:
         """The first requested feature this server does not implement."""
@@ -97,13 +116,10 @@ class ChatRequest(Sampled):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     tools: list[Any] | None = None
-    response_format: dict[str, Any] | None = None
 
     def unsupported(self) -> str | None:
         if self.tools:
             return "tools"
-        if self.response_format and self.response_format.get("type") != "text":
-            return "response_format"
         return super().unsupported()
 
     @property

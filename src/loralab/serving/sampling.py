@@ -1,7 +1,12 @@
 """Per-row decoding state for mixed-adapter generation: next-token choice (greedy, or
 temperature / top-p sampling from the row's own seeded generator), EOS and stop strings,
-and the streamed text deltas (held back while they could still be the start of a stop string
-or an incomplete UTF-8 character)."""
+the row's grammar constraint (response_format), and the streamed text deltas (held back while
+they could still be the start of a stop string or an incomplete UTF-8 character).
+
+Whatever decode loop runs the rows calls `next_tokens(logits, rows)` for each step's
+last-position logits and `row.push(token)` for each chosen token; a constrained row's logits
+are masked (a copy, before temperature and top-p) inside next_tokens and its parser advanced
+inside push, so free rows beside it decode exactly as in a batch of free rows."""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+from loralab.models.row_constraints import RowConstraint
 
 _LOCKS: dict[int, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
@@ -48,6 +55,7 @@ class GenerationRow:
     eos_ids: set[int]
     on_event: Callable[[str, str | None], None] | None = None   # (text delta, finish reason)
     cancelled: Callable[[], bool] = lambda: False
+    constraint: RowConstraint | None = None      # None: free text
     token_ids: list[int] = field(default_factory=list)
     text: str = ""
     finish_reason: str | None = None
@@ -66,6 +74,8 @@ class GenerationRow:
         if token in self.eos_ids:
             return self.finish("stop")
         self.token_ids.append(token)
+        if self.constraint is not None:
+            self.constraint.advance(token)
         with tokenizer_lock(self.tokenizer):
             text = self.tokenizer.decode(self.token_ids, skip_special_tokens=True)
         cuts = [text.find(s) for s in self.sampling.stop if s and s in text]
@@ -73,10 +83,19 @@ class GenerationRow:
             self.text = text[: min(cuts)]
             return self.finish("stop")
         self.text = text
+        if self.document_ended:
+            return self.finish("stop")
         if len(self.token_ids) >= self.sampling.max_tokens:
             return self.finish("length")
         self._stream(final=False)
         return False
+
+    @property
+    def document_ended(self) -> bool:
+        """A constrained row whose document is whole and nothing but EOS can follow: it ends
+        now ("stop") instead of spending a decode step on the EOS."""
+        c = self.constraint
+        return c is not None and c.complete and bool(getattr(c, "stopped", False))
 
     def finish(self, reason: str) -> bool:
         self.finish_reason = reason
@@ -112,12 +131,20 @@ def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
 
 
 def next_tokens(logits: torch.Tensor, rows: list[GenerationRow]) -> list[int]:
-    """The next token of every row from its last-position logits [rows, vocab]."""
+    """The next token of every row from its last-position logits [rows, vocab]. A constrained
+    row chooses from a masked fp32 copy of its logits (the model's are an inference tensor,
+    and the other rows' must stay as they are); free rows' logits are never touched."""
     chosen = logits.argmax(dim=-1).tolist()
     for i, row in enumerate(rows):
+        scores = logits[i]
+        if row.constraint is not None:
+            scores = scores.to(torch.float32, copy=True)
+            row.constraint.mask(scores)
+            if row.sampling.greedy:
+                chosen[i] = int(scores.argmax())
         if row.sampling.greedy:
             continue
-        scores = top_p_filter(logits[i].float() / row.sampling.temperature, row.sampling.top_p)
+        scores = top_p_filter(scores.float() / row.sampling.temperature, row.sampling.top_p)
         probs = torch.softmax(scores, dim=-1)
         chosen[i] = int(torch.multinomial(probs, 1, generator=row.generator(probs.device)))
     return chosen

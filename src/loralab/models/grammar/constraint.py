@@ -95,5 +95,11 @@ class GrammarConstraint:
         return bool(self.matcher.is_accepting()) and not self.matcher.is_error()
 
     @property
+    def stopped(self) -> bool:
+        """Nothing can follow the tokens so far but EOS (the document's closing `}`), or the
+        row is in error: a decode loop may end the row without spending a step on EOS."""
+        return bool(self.matcher.is_stopped()) or bool(self.matcher.is_error())
+
+    @property
     def error(self) -> str | None:
         return self.matcher.get_error() if self.matcher.is_error() else None

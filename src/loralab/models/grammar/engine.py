@@ -2,8 +2,8 @@
 `loralab[structured]` extra), chosen by benchmarks/grammar_engines.py (docs/causal_lm.md says
 why). Everything engine-specific lives in this module:
 
-    require_engine()                   the llguidance module, or a one-line UserError naming
-                                       the extra
+    require_engine(key)                the llguidance module, or a one-line UserError naming
+                                       `key` and the extra
     json_grammar(schema)               a JSON Schema (dict) -> the engine's grammar text
     grammar_error(grammar)             why the engine cannot compile it (names the keyword), or
                                        None; needs no tokenizer
@@ -33,12 +33,13 @@ WHITESPACE = r"[\x20\x0A\x0D\x09]{0,16}"
 _VOCABULARIES: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
-def require_engine() -> Any:
-    """The engine module; a missing engine is a user error naming the extra that installs it."""
+def require_engine(key: str = "eval.constrain") -> Any:
+    """The engine module; a missing engine is a user error naming `key` (the setting or
+    request field that asked for a constraint) and the extra that installs the engine."""
     try:
         return importlib.import_module(ENGINE)
     except ImportError:
-        raise UserError(f"eval.constrain: constrained decoding needs the grammar engine "
+        raise UserError(f"{key}: constrained decoding needs the grammar engine "
                         f"{ENGINE}: pip install '{EXTRA}'") from None
 
 
