@@ -100,6 +100,11 @@ def test_a_study_prunes_indexes_its_trials_and_best_yaml_reproduces(tiny_bert, t
     assert main(["runs", "list", str(out), "--where", "trial_state=pruned", "--json"]) == 0
     listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(listed) == len(pruned)
+    study_page = (out / "report.html").read_text()
+    assert main(["compare", str(out)]) == 0      # into DIR/compare: the study's page stays
+    assert (out / "report.html").read_text() == study_page
+    assert "LoRA sweep comparison" in (out / "compare" / "report.html").read_text()
+    assert (out / "plots" / "history.png").is_file()
     # best.yaml trains the best trial again: the same metric (CPU, seeded: the same number)
     assert main(["train", str(out / "best.yaml"), "--output", str(tmp_path / "again"),
                  "--no-progress"]) == 0

@@ -22,6 +22,16 @@ def load_records(grid_dir: Path, include_all: bool) -> list[RunRecord]:
     return records
 
 
+def report_folder(folder: Path, output: str | None) -> Path:
+    """--output, else the grid folder; a tune study's folder keeps its own report.html and
+    plots (the study's page), so its comparison goes to DIR/compare."""
+    from loralab.experiments.tune.layout import SETTINGS_FILE
+
+    if output:
+        return Path(output)
+    return folder / "compare" if (folder / SETTINGS_FILE).is_file() else folder
+
+
 def compare(grid_dir: str, output: str | None, metric: str | None, group_by: str,
             include_all: bool) -> int:
     from loralab.experiments.report import write_report
@@ -33,7 +43,7 @@ def compare(grid_dir: str, output: str | None, metric: str | None, group_by: str
     if not records:
         raise UserError(f"{folder} holds no grid runs (run `loralab grid` first)")
     groups = tuple(g.strip() for g in group_by.split(",") if g.strip())
-    result = write_report(records, Path(output) if output else folder, metric=metric,
+    result = write_report(records, report_folder(folder, output), metric=metric,
                           group_by=groups)
     summary = result.out_dir / "sweep_summary.txt"
     if summary.is_file():
