@@ -194,7 +194,7 @@ def test_a_model_whose_cache_cannot_join_decodes_one_cohort_at_a_time(tmp_path):
     transformers.MistralForCausalLM(transformers.MistralConfig(
         vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
-        sliding_window=128, eos_token_id=tokenizer.eos_token_id,
+        sliding_window=4, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id, initializer_range=0.5)).save_pretrained(folder)
     config = validate_config({"model": {"name": str(folder), "task": "causal_lm"}})
     engine = CausalEngine.for_task(config, get_task("causal_lm", config), None, CPU, 3)
