@@ -50,6 +50,7 @@ def base_config(args: argparse.Namespace, out: Path) -> Path:
         overrides.append(f"training.threads={args.threads}")
     if args.batch_size:
         overrides.append(f"training.batch_size={args.batch_size}")
+    overrides.extend(args.set)
     config = load_config(args.config, overrides)
     path = out / "base.yaml"
     path.write_text(dump_config(config), encoding="utf-8")
@@ -76,7 +77,8 @@ def run_study(config: Path, space: Path, out: Path, args: argparse.Namespace,
 
     started = time.perf_counter()
     code = main(["tune", str(config), "--space", str(space), "--trials", str(args.trials),
-                 "--output", str(out), "--seed", str(args.seed), "--pruner", pruner])
+                 "--output", str(out), "--seed", str(args.seed), "--pruner", pruner,
+                 "--jobs", str(args.jobs)])
     if code not in (0, 1):
         raise SystemExit(f"loralab tune exited with {code}")
     study = optuna.load_study(study_name="loralab", storage=storage(out))
@@ -101,7 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-samples", type=int, help="subsample the validation split")
     parser.add_argument("--threads", type=int, help="torch threads per trial")
     parser.add_argument("--batch-size", type=int, help="training.batch_size of every trial")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="another override of the base config (repeatable)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=1, help="trials at once (loralab tune --jobs)")
     parser.add_argument("--output", required=True)
     args = parser.parse_args(argv)
     out = Path(args.output)

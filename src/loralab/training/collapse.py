@@ -1,9 +1,9 @@
 """What a run does when its first epoch collapses: `training.on_collapse` (issue 17 item 3).
 
 Collapsed after epoch 1 = the training loss of epoch 1 is still the label prior's AND the
-evaluation at the end of epoch 1 is no better than the trivial predictor (the one rule:
-loralab.training.prior_check). The evaluation is only made when the loss is stuck; with
-`eval_strategy: epoch` it is the epoch's own. Then:
+evaluation at the end of epoch 1 gives one answer whatever the input (every prediction one
+class: MCC exactly 0; the one rule: loralab.training.prior_check). The evaluation is only
+made when the loss is stuck; with `eval_strategy: epoch` it is the epoch's own. Then:
 
     restart  (default) once: the initial trainable weights, the RNGs and the sampler's state put
              back, a fresh optimizer, every learning rate divided by RESTART_FACTOR, the same
@@ -61,11 +61,22 @@ class CollapseHandling:
         if self.main:
             tqdm.write(line)
 
+    def _first_epoch_losses(self) -> list[float]:
+        """Epoch 1's losses; with several processes every process's, interleaved in step
+        order, so that all of them take the same decision."""
+        losses = self.state.first_epoch_losses
+        if self.accelerator.num_processes == 1:
+            return losses
+        from accelerate.utils import gather_object
+
+        per_process = gather_object([losses])
+        return [loss for step in zip(*per_process) for loss in step]
+
     def after_first_epoch(self) -> tuple[str | None, dict[str, Any] | None]:
         """(action: "restart", "stop" or None; the evaluation made for the check, if any)."""
         state = self.state
         warning = stuck_at_prior(self.task.prior_loss(self.features["train"]),
-                                 state.first_epoch_losses, self.learning_rate_now)
+                                 self._first_epoch_losses(), self.learning_rate_now)
         state.first_epoch_losses = []
         if warning is None:
             return None, None
@@ -73,8 +84,7 @@ class CollapseHandling:
             self._say(warning)
             return None, None
         metrics = self.evaluate_logged(1.0, tracked=self.cfg.eval_strategy == "epoch")
-        trivial = self.task.baseline_metrics(self.features["validation"], self.labels)
-        reason = collapse_reason(metrics, trivial)
+        reason = collapse_reason(metrics)
         if reason and self.cfg.on_collapse == "restart" and not state.restarts:
             self.restart(reason)
             return "restart", None
