@@ -14,7 +14,7 @@ from loralab.config import load_config
 from loralab.training.callbacks import TrainingCallback
 from loralab.training.checkpoint import load_checkpoint
 from loralab.training.collapse import RESTART_FACTOR
-from loralab.training.prior_check import collapse_reason
+from loralab.training.prior_check import collapse_reason, collapsed, overshoot
 from loralab.training.recipe import train
 
 from conftest import sentiment_rows, write_jsonl
@@ -67,6 +67,18 @@ def test_the_collapse_rule(metrics, collapsed):
     assert (collapse_reason(metrics) is not None) == collapsed
 
 
+def test_only_a_loss_above_the_prior_with_one_answer_is_a_collapse():
+    one_class = {"mcc": 0.0, "f1_binary": 0.81}
+    assert overshoot(0.6931, [9.0] * 4 + [0.7783] * 4) is not None   # the tail only
+    assert overshoot(0.6931, [0.7180] * 8) is None      # +3.6 %: a slow start, it learns
+    assert overshoot(0.6531, [0.6576] * 8) is None      # MRPC at lr 1e-3: +0.7 %
+    assert overshoot(None, [1.0]) is None and overshoot(0.69, [float("nan")] * 2) is None
+    assert collapsed(0.6931, [0.7783] * 8, one_class).endswith("every prediction one class")
+    assert collapsed(0.6931, [0.7783] * 8, {"mcc": 0.2, "f1_binary": 0.7}) is None
+    assert collapsed(0.6931, [0.7180] * 8, one_class) is None
+    assert collapsed(0.6931, [0.7783] * 8, None) is None
+
+
 def test_a_collapse_restarts_once_and_the_restarted_run_is_saved(tiny_bert, data, tmp_path,
                                                                  capsys):
     run = tmp_path / "run"
@@ -74,9 +86,10 @@ def test_a_collapse_restarts_once_and_the_restarted_run_is_saved(tiny_bert, data
     lines = printed(capsys, RESTART_LINE)
     new_lr = COLLAPSING_LR / RESTART_FACTOR
     assert len(lines) == 1 and f"training.learning_rate={new_lr:g} (was 0.01" in lines[0]
+    reason = ("training loss 0.7783 above the label prior's 0.6931; validation mcc 0: every "
+              "prediction one class")
     assert metrics["restarts"] == [{"epoch": 1, "steps": 10, "learning_rate": COLLAPSING_LR,
-                                    "new_learning_rate": new_lr,
-                                    "reason": "validation mcc 0: every prediction one class"}]
+                                    "new_learning_rate": new_lr, "reason": reason}]
     assert metrics["steps"] == 20 and metrics["epochs"] == 2 and metrics["best"]["mcc"] > 0.1
     saved = json.loads((run / "metrics.json").read_text())
     assert saved["restarts"] == metrics["restarts"]

@@ -1,9 +1,10 @@
 """What a run does when its first epoch collapses: `training.on_collapse` (issue 17 item 3).
 
-Collapsed after epoch 1 = the training loss of epoch 1 is still the label prior's AND the
-evaluation at the end of epoch 1 gives one answer whatever the input (every prediction one
-class: MCC exactly 0; the one rule: loralab.training.prior_check). The evaluation is only
-made when the loss is stuck; with `eval_strategy: epoch` it is the epoch's own. Then:
+Collapsed after epoch 1 = the training loss of epoch 1 is more than 5 % above the label
+prior's AND the evaluation at the end of epoch 1 gives one answer whatever the input (every
+prediction one class: MCC exactly 0; the one rule: loralab.training.prior_check.collapsed).
+The evaluation is made only when the loss is at the prior (the warning); with
+`eval_strategy: epoch` it is the epoch's own. Then:
 
     restart  (default) once: the initial trainable weights, the RNGs and the sampler's state put
              back, a fresh optimizer, every learning rate divided by RESTART_FACTOR, the same
@@ -28,7 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from loralab.training.optim import build_scheduler
-from loralab.training.prior_check import collapse_reason, stuck_at_prior
+from loralab.training.prior_check import collapsed, overshoot, stuck_at_prior
 from loralab.training.selection import BestTracker, saved_parameters
 from loralab.training.train_state import rng_states, set_rng_states
 
@@ -75,16 +76,18 @@ class CollapseHandling:
     def after_first_epoch(self) -> tuple[str | None, dict[str, Any] | None]:
         """(action: "restart", "stop" or None; the evaluation made for the check, if any)."""
         state = self.state
-        warning = stuck_at_prior(self.task.prior_loss(self.features["train"]),
-                                 self._first_epoch_losses(), self.learning_rate_now)
+        prior, losses = self.task.prior_loss(self.features["train"]), self._first_epoch_losses()
+        warning = stuck_at_prior(prior, losses, self.learning_rate_now)
         state.first_epoch_losses = []
         if warning is None:
             return None, None
         if self.cfg.on_collapse == "warn":
             self._say(warning)
             return None, None
-        metrics = self.evaluate_logged(1.0, tracked=self.cfg.eval_strategy == "epoch")
-        reason = collapse_reason(metrics)
+        metrics = None
+        if overshoot(prior, losses):   # only then is the evaluation needed now
+            metrics = self.evaluate_logged(1.0, tracked=self.cfg.eval_strategy == "epoch")
+        reason = collapsed(prior, losses, metrics)
         if reason and self.cfg.on_collapse == "restart" and not state.restarts:
             self.restart(reason)
             return "restart", None
@@ -98,8 +101,8 @@ class CollapseHandling:
         state, old = self.state, self.learning_rate_now
         entry = {"epoch": 1, "steps": state.step, "reason": reason, "learning_rate": old,
                  "new_learning_rate": old / RESTART_FACTOR}
-        self._say(f"collapse after epoch 1 ({reason}; the training loss is still the label "
-                  f"prior's): restarting once from the initial adapter weights at "
+        self._say(f"collapse after epoch 1 ({reason}): restarting once from the initial "
+                  f"adapter weights at "
                   f"training.learning_rate={entry['new_learning_rate']:g} (was {old:g}; "
                   f"training.on_collapse=restart)")
         self.diagnostics.write_restart(state.step, entry)
