@@ -88,7 +88,10 @@ class CollapseHandling:
         if overshoot(prior, losses):   # only then is the evaluation needed now
             metrics = self.evaluate_logged(1.0, tracked=self.cfg.eval_strategy == "epoch")
         reason = collapsed(prior, losses, metrics)
-        if reason and self.cfg.on_collapse == "restart" and not state.restarts:
+        # a run resumed from a checkpoint of an earlier version inside epoch 1 has no
+        # initial state to go back to: it warns
+        restartable = not state.restarts and state.initial is not None
+        if reason and self.cfg.on_collapse == "restart" and restartable:
             self.restart(reason)
             return "restart", None
         self._say(warning)
