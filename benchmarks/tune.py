@@ -15,6 +15,13 @@ Proof that it runs (a minute or two):
     HF_HUB_OFFLINE=1 python benchmarks/tune.py --trials 2 --train-samples 64 \
         --eval-samples 32 --epochs 2 --output /tmp/tune-bench
 
+The subsample recorded in docs/benchmarks.md ("Tune: pruning"; about 12 minutes here):
+
+    nice -n 10 python benchmarks/tune.py --trials 16 --jobs 2 --train-samples 64 \
+        --eval-samples 64 --batch-size 16 --epochs 3 --threads 1 --set model.max_length=64 \
+        --output /tmp/tune-bench
+
+A trial's steps include those of a first epoch that training.on_collapse restarted.
 The results are also written to OUTPUT/benchmark.json.
 """
 
