@@ -15,6 +15,13 @@ Proof that it runs (a minute or two):
     HF_HUB_OFFLINE=1 python benchmarks/tune.py --trials 2 --train-samples 64 \
         --eval-samples 32 --epochs 2 --output /tmp/tune-bench
 
+The subsample recorded in docs/benchmarks.md ("Tune: pruning"; about 12 minutes here):
+
+    nice -n 10 python benchmarks/tune.py --trials 16 --jobs 2 --train-samples 64 \
+        --eval-samples 64 --batch-size 16 --epochs 3 --threads 1 --set model.max_length=64 \
+        --output /tmp/tune-bench
+
+A trial's steps include those of a first epoch that training.on_collapse restarted.
 The results are also written to OUTPUT/benchmark.json.
 """
 
@@ -48,10 +55,23 @@ def base_config(args: argparse.Namespace, out: Path) -> Path:
         overrides.append(f"data.max_eval_samples={args.eval_samples}")
     if args.threads:
         overrides.append(f"training.threads={args.threads}")
+    if args.batch_size:
+        overrides.append(f"training.batch_size={args.batch_size}")
+    overrides.extend(args.set)
     config = load_config(args.config, overrides)
     path = out / "base.yaml"
     path.write_text(dump_config(config), encoding="utf-8")
     return path
+
+
+def spent_steps(row: dict, out: Path) -> int:
+    """A trial's optimizer steps, those of an attempt restarted after a collapsed first epoch
+    (training.on_collapse=restart; metrics.json `restarts`) included."""
+    from loralab.experiments.status import read_metrics
+    from loralab.experiments.tune.layout import TRIALS_DIR
+
+    metrics = (read_metrics(out / TRIALS_DIR / row["folder"]) if row["folder"] else None) or {}
+    return (row["steps"] or 0) + sum(r["steps"] for r in metrics.get("restarts") or [])
 
 
 def run_study(config: Path, space: Path, out: Path, args: argparse.Namespace,
@@ -64,7 +84,8 @@ def run_study(config: Path, space: Path, out: Path, args: argparse.Namespace,
 
     started = time.perf_counter()
     code = main(["tune", str(config), "--space", str(space), "--trials", str(args.trials),
-                 "--output", str(out), "--seed", str(args.seed), "--pruner", pruner])
+                 "--output", str(out), "--seed", str(args.seed), "--pruner", pruner,
+                 "--jobs", str(args.jobs)])
     if code not in (0, 1):
         raise SystemExit(f"loralab tune exited with {code}")
     study = optuna.load_study(study_name="loralab", storage=storage(out))
@@ -72,7 +93,8 @@ def run_study(config: Path, space: Path, out: Path, args: argparse.Namespace,
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     return {"pruner": pruner, "trials": len(rows),
             "pruned": sum(r["state"].startswith("pruned") for r in rows),
-            "steps": sum(r["steps"] or 0 for r in rows),
+            "steps": sum(spent_steps(r, out) for r in rows),
+            "restarts": sum(spent_steps(r, out) > (r["steps"] or 0) for r in rows),
             "best": study.best_value if complete else None,
             "best_params": study.best_params if complete else None,
             "metric": json.loads((out / "tune.json").read_text())["metric"],
@@ -87,7 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-samples", type=int, help="subsample the training split")
     parser.add_argument("--eval-samples", type=int, help="subsample the validation split")
     parser.add_argument("--threads", type=int, help="torch threads per trial")
+    parser.add_argument("--batch-size", type=int, help="training.batch_size of every trial")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="another override of the base config (repeatable)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=1, help="trials at once (loralab tune --jobs)")
     parser.add_argument("--output", required=True)
     args = parser.parse_args(argv)
     out = Path(args.output)

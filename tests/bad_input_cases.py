@@ -197,6 +197,8 @@ CASES: list[Case] = [
     Case("tracking/unknown-tracker", train("training.report_to=[comet]"),
          r"training\.report_to\.0: .*'tensorboard', 'mlflow', 'trackio' or 'wandb'"),
     Case("config/min-steps-zero", train("training.min_steps=0"), r"training\.min_steps"),
+    Case("config/on-collapse-unknown", train("training.on_collapse=retry"),
+         r"training\.on_collapse: .*'restart', 'warn' or 'stop'"),
     # ------------------------------------------------------------------ config
     Case("config/unknown-key", train("lora.alpah=8"),
          r"lora\.alpah: unknown key; did you mean lora\.alpha\?"),

@@ -97,6 +97,8 @@ class TrainingConfig(Section):
     max_steps: int | None = Field(default=None, ge=1, le=10**9)
     # a floor on optimizer steps: small datasets get more (whole) epochs (training/adaptive.py)
     min_steps: int | None = Field(default=None, ge=1, le=10**9)
+    # epoch 1 ends at the label prior: restart once at a lower rate (training/collapse.py)
+    on_collapse: Literal["restart", "warn", "stop"] = "restart"
     batch_size: int = Field(default=32, ge=1, le=MAX_BATCH)
     eval_batch_size: int = Field(default=64, ge=1, le=MAX_BATCH)
     gradient_accumulation_steps: int = Field(default=1, ge=1, le=MAX_BATCH)

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from loralab.atomic import atomic_path
 from loralab.errors import UserError
+from loralab.models.build import set_unfrozen_trainable
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.pt"
@@ -64,3 +66,31 @@ def remove_checkpoint(run_dir: Path) -> None:
     path.unlink(missing_ok=True)
     if path.parent.is_dir() and not any(path.parent.iterdir()):
         path.parent.rmdir()
+
+
+class Resuming:
+    """Checkpointing and resuming, as methods of TrainingRecipe (state, cfg, built, run, ...);
+    a checkpoint taken after a collapse restart resumes at the lowered learning rates."""
+
+    state: Any
+    cfg: Any
+    resume_state: dict[str, Any] | None
+
+    def _resume(self) -> tuple[int, int]:
+        """(epoch, micro-batches of it already done): (0, 0) for a fresh run."""
+        if self.resume_state is None:
+            return 0, 0
+        state = self.state
+        for _ in self.resume_state.get("restarts", []):  # it restarted: at the lowered rates
+            self.lower_rates()
+        state.load_state_dict(self.resume_state)
+        if self.built.unfrozen_layers and state.epoch > self.cfg.unfreeze_after_epoch:
+            set_unfrozen_trainable(self.raw_model, self.built.unfrozen_layers, True)
+        where = f"epoch {state.epoch}" + (f", batch {state.micro}" if state.micro else "")
+        if self.main:
+            tqdm.write(f"resuming from the checkpoint at step {state.step} ({where})")
+        return state.epoch, state.micro
+
+    def _checkpoint(self, epoch: int, micro: int) -> None:
+        if self.main:
+            save_checkpoint(self.run.path, self.state.at(epoch, micro).state_dict())

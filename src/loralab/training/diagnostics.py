@@ -2,6 +2,9 @@
 
 Training lines: step, epoch, loss, reg_loss, learning_rate, grad_norm (losses averaged over the
 micro-batches since the previous line). Evaluation lines carry `"eval": true` and the metrics.
+A restart after a collapsed first epoch (training.on_collapse) is one line with `"restart"`
+(what metrics.json's `restarts` records); `step` counts every optimizer step of the run, the
+collapsed attempt's too, so it only grows (`offset`: the steps of the attempts before).
 """
 
 from __future__ import annotations
@@ -17,14 +20,17 @@ from loralab.atomic import named_errors
 class DiagnosticsLog:
     def __init__(self, path: Path, every: int, *, resume_step: int | None = None,
                  enabled: bool = True,
-                 on_line: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_line: Callable[[dict[str, Any]], None] | None = None,
+                 offset: int = 0) -> None:
         """`resume_step`: continue a resumed run's log, dropping lines written after the
         checkpoint (and a line cut short by the kill). `enabled` False (processes other than
-        the main one) writes nothing. `on_line`: called with every line written (trackers)."""
-        self.every, self.on_line = every, on_line
+        the main one) writes nothing. `on_line`: called with every line written (trackers).
+        `offset`: the optimizer steps of the attempts before a restart (both steps count
+        from the restarted attempt's start)."""
+        self.every, self.on_line, self.offset = every, on_line, offset
         self.handle = None
         if enabled:
-            kept = kept_lines(path, resume_step) if resume_step is not None else []
+            kept = kept_lines(path, offset + resume_step) if resume_step is not None else []
             with named_errors(path):
                 self.handle = path.open("w", encoding="utf-8")
                 self.handle.writelines(kept)
@@ -43,7 +49,7 @@ class DiagnosticsLog:
         self._count += 1
 
     def maybe_write(self, step: int, epoch: float, lr: float, grad_norm: float | None) -> None:
-        self._pending = {"step": step, "epoch": epoch, "learning_rate": lr,
+        self._pending = {"step": self.offset + step, "epoch": epoch, "learning_rate": lr,
                          "grad_norm": grad_norm}
         if step % self.every == 0:
             self._flush_pending()
@@ -61,8 +67,15 @@ class DiagnosticsLog:
         self._pending = None
 
     def write_eval(self, step: int, epoch: float, metrics: dict[str, Any]) -> None:
-        self._write({"step": step, "epoch": epoch, "eval": True, **{
+        self._write({"step": self.offset + step, "epoch": epoch, "eval": True, **{
             k: v for k, v in metrics.items() if isinstance(v, (int, float))}})
+
+    def write_restart(self, step: int, restart: dict[str, Any]) -> None:
+        """The restart line; the restarted attempt's steps are numbered on from `step`."""
+        self._flush_pending()
+        self._write({"step": self.offset + step, "epoch": restart["epoch"],
+                     "restart": restart})
+        self.offset += step
 
     def _write(self, line: dict[str, Any]) -> None:
         if self.handle is not None:

@@ -37,11 +37,11 @@ from loralab.models.placement import Placement, mixed_precision, resolve_device
 from loralab.tasks import get_task
 from loralab.training.adaptive import planned_steps
 from loralab.training.callbacks import Callbacks, TrainingCallback
-from loralab.training.checkpoint import remove_checkpoint, save_checkpoint
+from loralab.training.checkpoint import Resuming, remove_checkpoint
+from loralab.training.collapse import CollapseHandling
 from loralab.training.diagnostics import DiagnosticsLog
 from loralab.training.divergence import check_grad_norm, check_loss
 from loralab.training.optim import build_optimizer, build_scheduler
-from loralab.training.prior_check import stuck_at_prior
 from loralab.training.results import distributed_counts, run_metrics
 from loralab.training.run_folder import RunFolder
 from loralab.training.selection import BestTracker
@@ -50,7 +50,7 @@ from loralab.training.train_state import TrainState
 from loralab.training.variants import lora_variant
 
 
-class TrainingRecipe:
+class TrainingRecipe(CollapseHandling, Resuming):
     def __init__(self, config: Config, output_dir: str | Path, *, progress: bool = True,
                  overwrite: bool = False, resume: bool = False, adapter: str | None = None,
                  callbacks: Sequence[TrainingCallback] = ()) -> None:
@@ -176,39 +176,30 @@ class TrainingRecipe:
         epoch, skip = self._resume()
         self.diagnostics = DiagnosticsLog(self.run.diagnostics_path, cfg.logging_steps,
                                           resume_step=state.resumed_from_step,
-                                          enabled=self.main, on_line=self.callbacks.on_log)
+                                          enabled=self.main, on_line=self.callbacks.on_log,
+                                          offset=sum(r["steps"] for r in state.restarts))
         self.bar = tqdm(total=self.total_steps, initial=state.step, desc="train",
                         disable=not self.progress)
         stop = False
         self.model.train()
+        self.remember_initial()   # training.on_collapse=restart goes back to it
         while state.step < self.total_steps and not stop:
             self._maybe_unfreeze(epoch)
             stop = self._train_epoch(epoch, skip)
-            epoch, skip = epoch + 1, 0
-            if cfg.eval_strategy == "epoch" and not stop:
-                stop = self._evaluate_and_track(float(epoch))
+            epoch, skip, checked = epoch + 1, 0, None
+            if epoch == 1 and not stop:
+                action, checked = self.after_first_epoch()  # training.on_collapse
+                if action == "restart":
+                    epoch = 0
+                    continue
+                stop = action == "stop"
+            if cfg.eval_strategy == "epoch" and (not stop or checked is not None):
+                stop = self._evaluate_and_track(float(epoch), checked) or stop
             if cfg.checkpoint == "epoch" and not stop and state.step < self.total_steps:
                 self._checkpoint(epoch, 0)
         self.bar.close()
         self.diagnostics.close(state.step, float(epoch))
         self.epochs_run = epoch
-
-    def _resume(self) -> tuple[int, int]:
-        """(epoch, micro-batches of it already done): (0, 0) for a fresh run."""
-        if self.resume_state is None:
-            return 0, 0
-        state = self.state
-        state.load_state_dict(self.resume_state)
-        if self.built.unfrozen_layers and state.epoch > self.cfg.unfreeze_after_epoch:
-            set_unfrozen_trainable(self.raw_model, self.built.unfrozen_layers, True)
-        where = f"epoch {state.epoch}" + (f", batch {state.micro}" if state.micro else "")
-        if self.main:
-            tqdm.write(f"resuming from the checkpoint at step {state.step} ({where})")
-        return state.epoch, state.micro
-
-    def _checkpoint(self, epoch: int, micro: int) -> None:
-        if self.main:
-            save_checkpoint(self.run.path, self.state.at(epoch, micro).state_dict())
 
     def _train_epoch(self, epoch: int, skip: int = 0) -> bool:
         """One pass over the training data (or until max_steps); True when training must stop.
@@ -221,7 +212,10 @@ class TrainingRecipe:
         counters = state.counters
         state.start_epoch(epoch)  # the sampler's generator holds the epoch's starting state
         counters.epoch_elapsed = counters.epoch_elapsed if skip else 0.0
-        started, stop, losses = time.perf_counter(), False, []
+        started, stop = time.perf_counter(), False
+        losses = state.first_epoch_losses if epoch == 0 else []  # the collapse check's
+        if not skip:
+            losses.clear()
         for micro, batch in enumerate(self.train_loader, start=1):
             if micro <= skip:
                 continue
@@ -251,17 +245,7 @@ class TrainingRecipe:
         counters.train_seconds += counters.epoch_elapsed
         counters.epoch_seconds.append(round(counters.epoch_elapsed, 3))
         counters.epoch_elapsed = 0.0
-        if epoch == 0 and not skip:
-            self._warn_if_stuck_at_the_prior(losses)
         return stop
-
-    def _warn_if_stuck_at_the_prior(self, losses: list[float]) -> None:
-        message = stuck_at_prior(self.task.prior_loss(self.features["train"]), losses,
-                                 self.cfg.learning_rate)
-        if message:
-            self.built.notes.append(message)
-            if self.main:
-                tqdm.write(message)
 
     def _mid_epoch_due(self, micro: int) -> bool:
         cfg, step = self.cfg, self.state.step
@@ -281,14 +265,22 @@ class TrainingRecipe:
     def _epoch_position(self, epoch: int, micro: int) -> float:
         return round(epoch + micro / len(self.train_loader), 4)
 
-    def _evaluate_and_track(self, epoch: float) -> bool:
-        """Evaluate, remember the best weights; True when early stopping says stop."""
+    def evaluate_logged(self, epoch: float, *, tracked: bool = True) -> dict[str, Any]:
+        """Evaluate on validation, logged and printed; `tracked` False: the collapse check's
+        evaluation outside the schedule, which `finish` must not reuse."""
         metrics = self.evaluate_split("validation")
-        self.state.counters.last_eval_step = self.state.step
+        if tracked:
+            self.state.counters.last_eval_step = self.state.step
         self.diagnostics.write_eval(self.state.step, epoch, metrics)
         if self.main:
             tqdm.write(f"eval epoch {epoch:g}: " + ", ".join(
                 f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
+        return metrics
+
+    def _evaluate_and_track(self, epoch: float, metrics: dict[str, Any] | None = None) -> bool:
+        """Evaluate (unless `metrics`: this evaluation's, made already), remember the best
+        weights; True when early stopping or a callback says stop."""
+        metrics = metrics or self.evaluate_logged(epoch)
         stop = self.state.tracker.update(metrics, self.state.step, epoch)
         value = metrics[self.state.tracker.metric]
         return self.callbacks.on_evaluate(self.state.step, epoch, metrics, value) or stop

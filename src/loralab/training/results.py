@@ -59,6 +59,7 @@ def run_metrics(config: Config, state: TrainState, built: BuiltModel, *, epochs:
         "target_modules": len(built.target_modules),
         "adapted_layers": adapted_layer_count(built.target_modules),
         "resumed_from_step": state.resumed_from_step,
+        "restarts": state.restarts,   # training.on_collapse=restart (loralab.training.collapse)
         "modules_to_save": built.modules_to_save,
         "notes": built.notes,
         "distributed": distributed,

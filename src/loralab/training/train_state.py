@@ -5,6 +5,9 @@
     counters   training seconds, samples seen, seconds per epoch, the last evaluation's step
     objects    the trainable weights, optimizer, scheduler, loss scaler, best-weights tracker,
                the sampler's generator and the RNGs
+    collapse   the restarts done (training.on_collapse), epoch 1's losses while it runs, and
+               the initial weights, RNGs and sampler state a restart goes back to
+               (loralab.training.collapse)
 
 A checkpoint taken at the end of an epoch continues with the next epoch from the generator's
 current state; one taken inside an epoch continues that epoch from its starting state and
@@ -62,6 +65,9 @@ class TrainState:
         self.epoch_start: torch.Tensor = generator.get_state()
         self.counters = Counters()
         self.resumed_from_step: int | None = None
+        self.restarts: list[dict[str, Any]] = []
+        self.first_epoch_losses: list[float] = []
+        self.initial: dict[str, Any] | None = None
 
     def start_epoch(self, epoch: int) -> None:
         self.epoch, self.micro = epoch, 0
@@ -86,6 +92,9 @@ class TrainState:
             "epoch_generator": self.epoch_start if self.micro else self.generator.get_state(),
             "tracker": self.tracker.state_dict(),
             "counters": counters,
+            "restarts": self.restarts,
+            "first_epoch_losses": self.first_epoch_losses if self.epoch == 0 else [],
+            "initial": self.initial if self.epoch == 0 and self.micro else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -109,6 +118,9 @@ class TrainState:
         self.resumed_from_step = self.step
         self.generator.set_state(state["epoch_generator"])
         set_rng_states(state["rng"])
+        self.restarts = state.get("restarts", [])   # absent in checkpoints of earlier versions
+        self.first_epoch_losses = state.get("first_epoch_losses", [])
+        self.initial = state.get("initial")
 
 
 def use_rates(optimizer: Any, scheduler: Any, rates: list[float]) -> None:
