@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=9, help="interleaved timing rounds")
     parser.add_argument("--requests", type=int, default=10000, help="(b) classify requests")
     parser.add_argument("--clients", type=int, default=32, help="(b) concurrent clients")
-    parser.add_argument("--gen-per-client", type=int, default=4,
+    parser.add_argument("--gen-per-client", type=int, default=8,
                         help="(c) completions per client")
     parser.add_argument("--gen-clients", default="16,64",
                         help="(c) concurrent clients, comma-separated counts")
