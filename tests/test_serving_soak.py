@@ -85,3 +85,40 @@ def test_the_checks_catch_what_they_must():
     assert "feedback rows" in serving_soak.failures(soak, 0)[0]
     soak.admin.append(("load", 409))
     assert "admin calls failed" in serving_soak.failures(soak, 1)[0]
+
+
+def test_a_client_that_leaves_is_dropped_from_the_next_batch(models):
+    """unless_disconnected waits on the connection (no polling): a classify request whose
+    client goes while another batch runs never reaches the model; its lease is released."""
+    import socket
+    import threading
+    import time
+
+    import httpx
+    from test_serving_load import InProcessServer
+
+    with InProcessServer(models) as server:
+        engine = server.state.registry.adapters["s0"].engine
+        seen: list[int] = []
+        hook = engine.model.register_forward_hook(
+            lambda _m, args, kw, _o: (seen.append(kw["input_ids"].shape[0]), time.sleep(1.0)),
+            with_kwargs=True)
+        try:
+            slow = threading.Thread(target=httpx.post, args=(server.url + "/v1/classify",),
+                                    kwargs={"json": {"adapter": "s0", "inputs": ["a b"]},
+                                            "timeout": 30})
+            slow.start()
+            time.sleep(0.3)                                    # that batch runs now
+            body = b'{"adapter": "s2", "inputs": ["one", "two", "three"]}'
+            with socket.create_connection(("127.0.0.1", server.port)) as sock:
+                sock.sendall(b"POST /v1/classify HTTP/1.1\r\nhost: x\r\ncontent-type: "
+                             b"application/json\r\ncontent-length: " +
+                             str(len(body)).encode() + b"\r\n\r\n" + body)
+                time.sleep(0.2)                                # admitted, queued
+            slow.join(30)
+            time.sleep(0.5)
+            entry = server.state.registry.adapters["s2"]
+            assert entry.engine.slots.refs.get(entry.slot, 0) == 0   # lease released
+        finally:
+            hook.remove()
+    assert seen == [1], seen              # the 3 rows of the gone client never ran
