@@ -174,11 +174,20 @@ def merged(parts: list[dict]) -> dict:
             "tokens_per_s": tokens / wall}
 
 
-def run_interleaved(models: Path, bodies, clients: int, workdir: Path, chunks: int = 5):
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc), 0.0 elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_interleaved(models: Path, bodies, clients: int, workdir: Path, chunks: int = 5,
+                    port: int = 8741):
     """Both servers up at once (the idle one costs no CPU); the requests in `chunks` parts,
     each sent to loralab serve and then to the naive server (order alternating), so both
     meet the same load from the machine's other jobs."""
-    port = 8741
     ours = start([sys.executable, "-m", "loralab", "serve", str(models), "--port", str(port),
                   "--feedback-db", str(workdir / "fb.sqlite")], workdir / "ours.log",
                  f"http://127.0.0.1:{port}/ready")
@@ -190,12 +199,18 @@ def run_interleaved(models: Path, bodies, clients: int, workdir: Path, chunks: i
         urls = {"ours": f"http://127.0.0.1:{port}", "naive": f"http://127.0.0.1:{port + 1}"}
         parts: dict[str, list[dict]] = {"ours": [], "naive": []}
         size = -(-len(bodies) // chunks)
+        pids = {"ours": ours.pid, "naive": naive.pid}
+        cpu = {"ours": 0.0, "naive": 0.0}
         for i in range(chunks):
             chunk = bodies[i * size:(i + 1) * size]
             for name in (("ours", "naive") if i % 2 == 0 else ("naive", "ours")):
+                used = cpu_seconds(pids[name])
                 parts[name].append(asyncio.run(load_test(urls[name], chunk, clients)))
+                cpu[name] += cpu_seconds(pids[name]) - used
         mine, theirs = merged(parts["ours"]), merged(parts["naive"])
         mine["batches"] = batch_sizes(urls["ours"], "logits")
+        for result, name in ((mine, "ours"), (theirs, "naive")):
+            result["cpu_ms"] = 1000 * cpu[name] / result["requests"]
     finally:
         stop(ours)
         if naive is not None:
@@ -236,7 +251,7 @@ def plain_headroom(pairs: list[tuple[str, str]], rows: int = 64) -> float:
 
 
 def batching_headroom(models: Path, bodies: list[tuple[str, dict]], batch: int,
-                      rows: int = 64, rounds: int = 5) -> dict[str, float]:
+                      rows: int = 64, rounds: int = 7) -> dict[str, float]:
     """In-process, the same `rows` requests (16 adapters mixed) through the two servers'
     compute paths, no HTTP: loralab's engine (the route's per-request encode, then
     EncoderEngine.run on batches of `batch` rows, what `batch` clients can fill) against the
@@ -274,13 +289,14 @@ def batching_headroom(models: Path, bodies: list[tuple[str, dict]], batch: int,
 
 
 def timed_rounds(variants: dict, rounds: int) -> tuple[dict[str, float], dict[str, float]]:
-    """Median wall seconds and median process CPU seconds per call, round-robin after a
-    warm-up (CPU time moves less than wall time when other jobs take the cores)."""
+    """Median wall seconds and median process CPU seconds per call, round-robin after three
+    warm-up passes (CPU time moves less than wall time when other jobs take the cores)."""
     wall: dict[str, list[float]] = {name: [] for name in variants}
     cpu: dict[str, list[float]] = {name: [] for name in variants}
     with torch.inference_mode():
-        for fn in variants.values():
-            fn()
+        for _ in range(3):           # the naive path runs slow for its first passes (measured)
+            for fn in variants.values():
+                fn()
         for _ in range(rounds):
             for name, fn in variants.items():
                 started, used = time.perf_counter(), time.process_time()
@@ -310,9 +326,12 @@ def http_benchmark(args) -> None:
         for i in range(args.requests)]
     print(f"torch {torch.__version__}; {args.clients} clients, {args.requests} requests over "
           f"16 adapters, one MRPC pair each; load average {loadavg()}")
-    mine, theirs = run_interleaved(models, bodies, args.clients, workdir)
+    mine, theirs = run_interleaved(models, bodies, args.clients, workdir, port=args.port)
     show("(b) HTTP classify, MiniLM-L6, 16 adapters", mine, theirs, "rps")
-    print(f"load average after the HTTP runs: {loadavg()}")
+    print(f"server CPU per request (all its threads; moves less than wall time with other "
+          f"jobs on the machine): loralab {mine['cpu_ms']:.1f} ms, naive "
+          f"{theirs['cpu_ms']:.1f} ms = {theirs['cpu_ms'] / mine['cpu_ms']:.2f}x; load average "
+          f"after the HTTP runs: {loadavg()}")
     batch = min(args.clients, 64)
     head = batching_headroom(models, bodies, batch)
     ratio = mine["rps"] / theirs["rps"]
