@@ -52,6 +52,21 @@ def load(models_dir: Path, causal: bool):
     return model.eval(), tokenizer
 
 
+def classify_one(model, tokenizer, body: dict) -> dict:
+    """One classify request alone: set_adapter, tokenise, forward (the caller holds the lock;
+    the in-process headroom of benchmarks/serving_load.py times this same function)."""
+    inputs = [i if isinstance(i, dict) else {"text": i} for i in body["inputs"]]
+    with torch.no_grad():
+        model.set_adapter(body["adapter"])
+        enc = tokenizer([i["text"] for i in inputs],
+                        [i.get("text_pair") for i in inputs]
+                        if inputs[0].get("text_pair") else None,
+                        truncation=True, max_length=128, padding=True, return_tensors="pt")
+        probs = torch.softmax(model(**enc).logits, -1)
+    return {"results": [{"label": int(p.argmax()), "confidence": float(p.max())}
+                        for p in probs]}
+
+
 def create_app(models_dir: Path, causal: bool) -> FastAPI:
     model, tokenizer = load(models_dir, causal)
     lock = threading.Lock()
@@ -63,16 +78,8 @@ def create_app(models_dir: Path, causal: bool) -> FastAPI:
 
     @app.post("/v1/classify")
     def classify(body: dict) -> dict:
-        inputs = [i if isinstance(i, dict) else {"text": i} for i in body["inputs"]]
-        with lock, torch.no_grad():
-            model.set_adapter(body["adapter"])
-            enc = tokenizer([i["text"] for i in inputs],
-                            [i.get("text_pair") for i in inputs]
-                            if inputs[0].get("text_pair") else None,
-                            truncation=True, max_length=128, padding=True, return_tensors="pt")
-            probs = torch.softmax(model(**enc).logits, -1)
-        return {"results": [{"label": int(p.argmax()), "confidence": float(p.max())}
-                            for p in probs]}
+        with lock:
+            return classify_one(model, tokenizer, body)
 
     @app.post("/v1/completions")
     def complete(body: dict) -> dict:

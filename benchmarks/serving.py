@@ -322,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gen-clients", default="16,64",
                         help="(c) concurrent clients, comma-separated counts")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--port", type=int, default=8741, help="(b) loralab serve's port "
+                        "(the naive server: the next one)")
     parser.add_argument("--workdir", default="bench_out/serving")
     args = parser.parse_args(argv)
     if args.threads:
