@@ -24,7 +24,8 @@ def write_config(tmp_path: Path, model: Path, **training) -> Path:
     config = {"name": "tracked", "model": {"name": str(model), "max_length": 32},
               "lora": {"r": 4},
               "training": {"epochs": 2, "batch_size": 16, "logging_steps": 1, "threads": 1,
-                           "learning_rate": 5e-3, **training},
+                           "learning_rate": 5e-3, "on_collapse": "warn",   # no restarts here
+                           **training},
               "data": {"train": str(train), "validation": str(dev)}}
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -181,3 +182,24 @@ def test_a_grids_runs_are_children_of_its_parent_run(tiny_bert, tmp_path):
     assert sorted(r.info.run_name for r in children) == sorted(
         p.name for p in (out / "runs").iterdir())
     assert parent.data.metrics == {"runs": 2.0, "failed": 0.0}
+
+
+def test_a_run_that_fails_ends_failed_in_mlflow_not_running(tiny_bert, tmp_path):
+    from loralab.config import load_config
+    from loralab.training.callbacks import TrainingCallback
+    from loralab.training.recipe import train
+
+    class FailsAtTheFirstEvaluation(TrainingCallback):
+        def on_evaluate(self, step, epoch, metrics, value):
+            raise RuntimeError("the disk is full")
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = write_config(tmp_path, tiny_bert, report_to=["mlflow", "tensorboard"],
+                       tracking_uri=uri, tracking_project="failing")
+    with pytest.raises(RuntimeError, match="the disk is full"):
+        train(load_config(cfg), tmp_path / "run", progress=False,
+              callbacks=[FailsAtTheFirstEvaluation()])
+    store = client(uri)
+    (found,) = store.search_runs([store.get_experiment_by_name("failing").experiment_id])
+    assert found.info.status == "FAILED" and found.info.end_time is not None
+    assert history(store, found.info.run_id, "train/loss")       # what it logged is kept

@@ -6,6 +6,8 @@
     on_evaluate(step, epoch, metrics, value) -> True to stop training (a pruned trial); `value`
                                       is the selection metric's value in this evaluation
     on_end(metrics, run_dir)          metrics.json written, the adapter saved
+    on_fail(error)                    the run raised (diverged, an error, interrupted): the
+                                      error goes on after every callback was told
 
 A stop asked by on_evaluate ends training the way early stopping does: the best weights are
 restored and saved, metrics.json is written, so a stopped run is an ordinary run folder.
@@ -31,6 +33,9 @@ class TrainingCallback:
     def on_end(self, metrics: dict[str, Any], run_dir: Path) -> None:
         return None
 
+    def on_fail(self, error: BaseException) -> None:
+        return None
+
 
 class Callbacks(TrainingCallback):
     """Several callbacks as one: every one is called; a stop from any one stops."""
@@ -51,3 +56,7 @@ class Callbacks(TrainingCallback):
     def on_end(self, metrics: dict[str, Any], run_dir: Path) -> None:
         for callback in self.callbacks:
             callback.on_end(metrics, run_dir)
+
+    def on_fail(self, error: BaseException) -> None:
+        for callback in self.callbacks:
+            callback.on_fail(error)

@@ -380,5 +380,10 @@ class TrainingRecipe(CollapseHandling, Resuming):
 def train(config: Config, output_dir: str | Path, *, progress: bool = True,
           overwrite: bool = False, resume: bool = False,
           callbacks: Sequence[TrainingCallback] = ()) -> dict[str, Any]:
-    return TrainingRecipe(config, output_dir, progress=progress, overwrite=overwrite,
-                          resume=resume, callbacks=callbacks).run_all()
+    recipe = TrainingRecipe(config, output_dir, progress=progress, overwrite=overwrite,
+                            resume=resume, callbacks=callbacks)
+    try:
+        return recipe.run_all()
+    except BaseException as exc:
+        recipe.callbacks.on_fail(exc)        # trackers close the run as failed / killed
+        raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ TRAIN_KEYS = ("loss", "reg_loss", "learning_rate", "grad_norm")
 class Tracker:
     """One experiment tracker. `start` opens the run (parameters: the flattened resolved
     config), `log` records named numbers at an optimizer step, `artifacts` stores the run
-    folder's metrics.json and adapter folder, `finish` closes the run."""
+    folder's metrics.json and adapter folder, `finish` closes the run with a status:
+    FINISHED, FAILED or KILLED (MLflow's names)."""
 
     name = "tracker"
 
@@ -81,6 +83,19 @@ class TrackingCallback(TrainingCallback):
             tracker.artifacts(run_dir / "metrics.json",
                               adapter if adapter and adapter.is_dir() else None)
             tracker.finish("FINISHED")
+
+    def on_fail(self, error: BaseException) -> None:
+        """A run that raised ends FAILED (KILLED when interrupted) in every tracker, not
+        RUNNING forever; a tracker that fails to close must not hide the run's own error."""
+        if not self.started:
+            return
+        status = "KILLED" if isinstance(error, (KeyboardInterrupt, SystemExit)) else "FAILED"
+        for tracker in self.trackers:
+            try:
+                tracker.finish(status)
+            except Exception as exc:  # noqa: BLE001 - reported, the run's error goes on
+                print(f"warning: {tracker.name} could not close the run: {exc}",
+                      file=sys.stderr)
 
 
 def now_ms() -> int:

@@ -75,7 +75,8 @@ class MlflowTracker(Tracker):
             self.client.log_artifacts(self.run_id, str(adapter_dir), artifact_path="adapter")
 
     def finish(self, status: str) -> None:
-        self.client.set_terminated(self.run_id, status)
+        if self.run_id is not None:
+            self.client.set_terminated(self.run_id, status)
 
 
 def client_for(config: Config) -> Any:

@@ -67,7 +67,7 @@ class WandbTracker(Tracker):
         self.run.save(str(metrics_file), base_path=str(metrics_file.parent))
 
     def finish(self, status: str) -> None:
-        self.run.finish()
+        self.run.finish(exit_code=0 if status == "FINISHED" else 1)
 
 
 class TrackioTracker(Tracker):
