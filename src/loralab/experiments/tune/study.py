@@ -109,8 +109,12 @@ def recover_killed(study: Any, out: Path) -> list[int]:
     running = optuna.trial.TrialState.RUNNING
     now = datetime.datetime.now()
     for trial in study.get_trials(deepcopy=False, states=(running,)):
+        if trial_alive(out, trial.number):
+            continue
+        # another process may have asked for it a moment ago and not locked it yet; a lock
+        # file nobody holds means its process died (a kill right after it started included)
         just_asked = trial.datetime_start and (now - trial.datetime_start).total_seconds() < 5
-        if not just_asked and not trial_alive(out, trial.number):
+        if not (just_asked and not lock_path(out, trial.number).exists()):
             study._storage.set_trial_user_attr(trial._trial_id, "killed", True)
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL,
                        skip_if_finished=True)
