@@ -9,7 +9,6 @@ admin endpoints are off (403 saying how to turn them on). A path to load must re
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import os
 from pathlib import Path
@@ -21,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from loralab.errors import UserError
 from loralab.serving.discovery import OutsideModelsDir, one_line
 from loralab.serving.http_errors import ServeError
+from loralab.serving.model_threads import in_own_thread
 from loralab.serving.server_state import TOKEN_ENV, ServerState
 
 router = APIRouter()
@@ -78,7 +78,7 @@ async def load_adapter(body: LoadRequest, request: Request) -> dict[str, Any]:
         raise ServeError(409, f"an adapter named {name!r} is already loaded; unload it first "
                               "or give another name", "name")
     try:
-        entry = await asyncio.to_thread(state.registry.load_path, path, name)
+        entry = await in_own_thread(state.registry.load_path, path, name)
     except OutsideModelsDir as exc:
         raise ServeError(403, one_line(exc), "path") from None
     except UserError as exc:
@@ -91,7 +91,7 @@ async def load_adapter(body: LoadRequest, request: Request) -> dict[str, Any]:
 @router.post("/v1/adapters/rescan")
 async def rescan(request: Request) -> dict[str, Any]:
     state = require_admin(request)
-    result = await asyncio.to_thread(state.registry.rescan)
+    result = await in_own_thread(state.registry.rescan)
     refresh(state)
     return result
 
@@ -99,6 +99,6 @@ async def rescan(request: Request) -> dict[str, Any]:
 @router.delete("/v1/adapters/{name:path}")
 async def unload_adapter(name: str, request: Request) -> dict[str, Any]:
     state = require_admin(request)
-    await asyncio.to_thread(state.registry.unload, name)
+    await in_own_thread(state.registry.unload, name)
     refresh(state)
     return {"deleted": name}

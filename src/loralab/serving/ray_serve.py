@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from loralab.errors import UserError
 from loralab.serving.discovery import discover
+from loralab.serving.model_threads import in_own_thread
 from loralab.serving.openai_api import error_object, model_object
 from loralab.serving.ray_replica import (
     LOADED_HEADER,
@@ -72,8 +73,8 @@ def replica_deployment(max_adapters: int) -> Any:
 
         @serve.multiplexed(max_num_models_per_replica=max_adapters)
         async def adapter(self, name: str) -> Any:
-            return await asyncio.to_thread(load_into, self.state.registry,
-                                           self.settings.models_dir, self.settings.bases, name)
+            return await in_own_thread(load_into, self.state.registry,
+                                       self.settings.models_dir, self.settings.bases, name)
 
         def headers(self) -> list[tuple[bytes, bytes]]:
             loaded = ",".join(sorted(self.state.registry.adapters))

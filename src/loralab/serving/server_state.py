@@ -21,6 +21,7 @@ from loralab.serving.discovery import one_line
 from loralab.serving.engine_api import ServedEngine
 from loralab.serving.feedback import FeedbackStore, ResponseLog
 from loralab.serving.metrics import ServerMetrics
+from loralab.serving.model_threads import in_own_thread
 
 log = logging.getLogger("loralab.serve")
 TOKEN_ENV = "LORALAB_ADMIN_TOKEN"
@@ -118,7 +119,8 @@ class ServerState:
         self.metrics.failed.set(failed)
 
     async def startup(self) -> None:
-        self.loader = asyncio.get_running_loop().create_task(asyncio.to_thread(self.load_models))
+        load = in_own_thread(self.load_models, name="model-loader")   # its OpenMP pool goes
+        self.loader = asyncio.get_running_loop().create_task(load)    # with it (model_threads)
 
     async def shutdown(self) -> None:
         for batcher in list(self.batchers.values()):
