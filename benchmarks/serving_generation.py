@@ -5,7 +5,8 @@ for each client count of --gen-clients (16,64), that many concurrent clients sen
 --gen-per-client completions each (greedy, 32 tokens, adapter i mod 4) to `loralab serve`,
 streamed, so the time to the first token (TTFT) is measured per request. Printed: generated
 tokens/s, TTFT p50 / p99, latency p50 / p99, errors, and the decode steps the server ran (from
-its /metrics: rows per decode step, mean and max) against the number of clients. The naive
+its /metrics: rows per decode step, mean and max, over the whole run and until the last request
+was sent, i.e. without the drain at the end) against the number of clients. The naive
 server (benchmarks/naive_server.py: `set_adapter` + `generate`, one request at a time) serves
 the first client count once: its throughput does not depend on the number of clients.
 """
@@ -38,17 +39,22 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def streamed_load(url: str, requests: list[dict], clients: int) -> dict:
-    """Every request streamed; TTFT = time to the first chunk carrying text."""
+    """Every request streamed; TTFT = time to the first chunk carrying text. `busy_steps`:
+    the server's decode-step counters when the last request was sent (every client had a
+    request in flight until then; after it, the run drains)."""
     queue: asyncio.Queue = asyncio.Queue()
+    busy_steps: tuple[int, float, str] | None = None
     for body in requests:
         queue.put_nowait({**body, "stream": True, "stream_options": {"include_usage": True}})
     ttft, latency, errors, tokens = [], [], 0, 0
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=600) as client:
         async def worker():
-            nonlocal errors, tokens
+            nonlocal errors, tokens, busy_steps
             while not queue.empty():
                 body = queue.get_nowait()
+                if queue.empty():
+                    busy_steps = parse_steps((await client.get("/metrics")).text)
                 started, first, used = time.perf_counter(), None, None
                 try:
                     async with client.stream("POST", "/v1/completions", json=body) as reply:
@@ -75,7 +81,8 @@ async def streamed_load(url: str, requests: list[dict], clients: int) -> dict:
     ms = 1000.0
     return {"requests": len(requests), "tokens_per_s": tokens / wall, "errors": errors,
             "ttft_p50": statistics.median(ttft) * ms, "ttft_p99": percentile(ttft, 0.99) * ms,
-            "p50": statistics.median(latency) * ms, "p99": percentile(latency, 0.99) * ms}
+            "p50": statistics.median(latency) * ms, "p99": percentile(latency, 0.99) * ms,
+            "busy_steps": busy_steps}
 
 
 def ours(models: Path, workdir: Path, clients: int, per_client: int, port: int) -> dict:
@@ -91,18 +98,25 @@ def ours(models: Path, workdir: Path, clients: int, per_client: int, port: int) 
         result["steps"] = count - warm[0]
         result["rows_per_step"] = (total - warm[1]) / max(1, count - warm[0])
         result["max_rows"] = top
+        busy = result.pop("busy_steps") or (count, total, top)
+        result["busy_rows_per_step"] = (busy[1] - warm[1]) / max(1, busy[0] - warm[0])
+        result["busy_steps"] = busy[0] - warm[0]
     finally:
         stop(server)
     return result
 
 
 def steps(url: str) -> tuple[int, float, str]:
+    return parse_steps(httpx.get(url + "/metrics").text)
+
+
+def parse_steps(text: str) -> tuple[int, float, str]:
     """(decode steps, rows summed over them, the smallest bucket holding them all), read
     from the server's loralab_batch_rows histogram (kind "generate": one per decode step)."""
     from prometheus_client.parser import text_string_to_metric_families
 
     count, total, buckets = 0, 0.0, []
-    for family in text_string_to_metric_families(httpx.get(url + "/metrics").text):
+    for family in text_string_to_metric_families(text):
         if family.name != "loralab_batch_rows":
             continue
         for sample in family.samples:
@@ -145,7 +159,10 @@ def generation_benchmark(args) -> None:
               f"{r['ttft_p50']:>9.0f} {r['ttft_p99']:>9.0f} {r['p50']:>8.0f} {r['p99']:>8.0f} "
               f"{r['rows_per_step']:>9.1f} {r['errors']:>6}")
         print(f"{'':<28} {'':>7} {r['steps']} decode steps, mean {r['rows_per_step']:.1f} "
-              f"rows = {r['rows_per_step'] / clients:.2f} x clients, all <= {r['max_rows']}")
+              f"rows = {r['rows_per_step'] / clients:.2f} x clients, all <= {r['max_rows']}; "
+              f"until the last request was sent: {r['busy_steps']} steps, mean "
+              f"{r['busy_rows_per_step']:.1f} rows = {r['busy_rows_per_step'] / clients:.2f} "
+              "x clients")
     first = counts[0]
     theirs = naive(models, workdir, first, args.gen_per_client, 8752)
     print(f"{'naive (1 at a time)':<28} {first:>7} {theirs['tokens_per_s']:>9.1f} "
