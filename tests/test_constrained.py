@@ -13,6 +13,7 @@ import random
 import jsonschema
 import pytest
 import torch
+from schema_cases import SCHEMAS
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from loralab.errors import ConfigError
@@ -24,29 +25,6 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("llguidance") is None,
                                 reason="needs the grammar engine: pip install "
                                        "'loralab[structured]' (scripts/install.sh does it)")
 
-WORD = {"type": "string", "maxLength": 6}
-SCHEMAS = {
-    "enum_required_closed": {
-        "type": "object", "required": ["intent", "ok"], "additionalProperties": False,
-        "properties": {"intent": {"enum": ["book", "cancel", "pay"]}, "note": WORD,
-                       "ok": {"type": "boolean"}}},
-    "nested_numbers": {
-        "type": "object", "required": ["amount", "n"], "additionalProperties": False,
-        "properties": {"amount": {"type": "object", "required": ["value", "currency"],
-                                  "additionalProperties": False,
-                                  "properties": {"value": {"type": "number",
-                                                           "exclusiveMinimum": 0,
-                                                           "maximum": 500},
-                                                 "currency": {"enum": ["USD", "EUR"]}}},
-                       "n": {"type": "integer", "minimum": -3, "maximum": 40}}},
-    "arrays": {
-        "type": "object", "required": ["tags", "scores"], "additionalProperties": False,
-        "properties": {"tags": {"type": "array", "items": {"enum": ["a", "b", "c"]},
-                                "maxItems": 3},
-                       "scores": {"type": "array", "items": {"type": "integer", "minimum": 0,
-                                                            "maximum": 9},
-                                  "minItems": 1, "maxItems": 2}}},
-}
 PROMPTS = [f"message {i}: {w}" for i, w in enumerate(
     ["book a flight", "pay 30 eur", "cancel it", "hello", "tags please", "x", "a b c", "42"])]
 

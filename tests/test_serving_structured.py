@@ -21,6 +21,7 @@ import openai
 import pytest
 import torch
 from pydantic import BaseModel, Field
+from schema_cases import SCHEMAS
 from serving_helpers import copy_tokenizer, make_adapter, running_server
 
 from loralab.config import validate_config
@@ -36,29 +37,6 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("llguidance") is None,
                                 reason="needs the grammar engine: pip install "
                                        "'loralab[structured]' (scripts/install.sh does it)")
 
-WORD = {"type": "string", "maxLength": 6}
-SCHEMAS = {
-    "enum_required_closed": {
-        "type": "object", "required": ["intent", "ok"], "additionalProperties": False,
-        "properties": {"intent": {"enum": ["book", "cancel", "pay"]}, "note": WORD,
-                       "ok": {"type": "boolean"}}},
-    "nested_numbers": {
-        "type": "object", "required": ["amount", "n"], "additionalProperties": False,
-        "properties": {"amount": {"type": "object", "required": ["value", "currency"],
-                                  "additionalProperties": False,
-                                  "properties": {"value": {"type": "number",
-                                                           "exclusiveMinimum": 0,
-                                                           "maximum": 500},
-                                                 "currency": {"enum": ["USD", "EUR"]}}},
-                       "n": {"type": "integer", "minimum": -3, "maximum": 40}}},
-    "arrays": {
-        "type": "object", "required": ["tags", "scores"], "additionalProperties": False,
-        "properties": {"tags": {"type": "array", "items": {"enum": ["a", "b", "c"]},
-                                "maxItems": 3},
-                       "scores": {"type": "array", "items": {"type": "integer", "minimum": 0,
-                                                            "maximum": 9},
-                                  "minItems": 1, "maxItems": 2}}},
-}
 CPU = torch.device("cpu")
 
 
